@@ -1,0 +1,30 @@
+# Fresh machine: `make demo` or `make test`. Both set up what is missing first (idempotent).
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip
+STAMP   := .venv/.setup-stamp
+
+.PHONY: setup demo test test-fast bench clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile $(wildcard data/*/setup.sh)
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q -e '.[test]'
+	for s in data/*/setup.sh; do [ -f "$$s" ] && bash "$$s" || exit 1; done
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m gen.demo --out outputs/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+bench: setup
+	$(PY) -m gen.bench --json reports/bench_backbone.json
+
+clean-venv:
+	rm -rf .venv

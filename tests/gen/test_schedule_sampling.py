@@ -1,0 +1,159 @@
+"""The schedule and samplers against diffusers' DDPMScheduler / DDIMScheduler, and their closed forms."""
+import pytest
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler
+
+from gen.sampling import (ddim_step, ddpm_step, make_diffusers_scheduler, make_timesteps, sample_ddim, sample_ddpm,
+                          sample_diffusers)
+from gen.schedule import DataCentering, DiffusionSchedule, make_betas
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine", "sigmoid"])
+@pytest.mark.parametrize("T", [10, 50, 100, 1000])
+def test_schedules_reach_noise_for_any_T(kind, T):
+    s = DiffusionSchedule.make(kind, T)
+    assert s.T == T and (s.betas > 0).all() and (s.betas < 1).all()
+    assert s.alpha_bar[-1] < 0.01, f"ᾱ_T = {s.alpha_bar[-1]:.3f} for {kind} at T={T}"
+
+
+def test_linear_equals_diffusers_at_T1000_and_fixes_small_T():
+    ours = make_betas("linear", 1000)
+    ref = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear").betas.double()
+    assert torch.allclose(ours, ref, atol=1e-7)
+    cos = make_betas("cosine", 1000)
+    ref = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2").betas.double()
+    assert torch.allclose(cos, ref, atol=1e-6)
+    # diffusers' plain linear schedule leaves ᾱ_T ≈ 0.36 at T = 100; ours ≈ 0
+    plain = DDPMScheduler(num_train_timesteps=100, beta_schedule="linear").alphas_cumprod[-1]
+    assert plain > 0.3 and DiffusionSchedule.make("linear", 100).alpha_bar[-1] < 1e-3
+
+
+def test_q_sample_moments():
+    s = DiffusionSchedule.make("cosine", 200)
+    x0 = torch.full((200_000, 1), 0.7)
+    t = torch.full((200_000,), 120)
+    x_t = s.q_sample(x0, t, torch.randn(x0.shape, generator=torch.Generator().manual_seed(0)))
+    ab = s.alpha_bar[120].item()
+    assert abs(x_t.mean().item() - ab ** 0.5 * 0.7) < 5e-3
+    assert abs(x_t.var().item() - (1 - ab)) < 5e-3
+
+
+def test_parameterisation_round_trips():
+    s = DiffusionSchedule.make("linear", 100)
+    g = torch.Generator().manual_seed(1)
+    x0, eps = torch.randn(8, 3, 4, 4, generator=g), torch.randn(8, 3, 4, 4, generator=g)
+    t = torch.randint(0, 100, (8,), generator=g)
+    x_t = s.q_sample(x0, t, eps)
+    assert torch.allclose(s.eps_to_x0(x_t, t, eps), x0, atol=1e-4)
+    assert torch.allclose(s.x0_to_eps(x_t, t, x0), eps, atol=1e-3)
+    v = s.v_target(x0, t, eps)
+    assert torch.allclose(s.v_to_eps(x_t, t, v), eps, atol=1e-5)
+    assert torch.allclose(s.v_to_x0(x_t, t, v), x0, atol=1e-5)
+    for p, target in [("epsilon", eps), ("v_prediction", v), ("sample", x0)]:
+        e, x = s.split_prediction(s.training_target(x0, t, eps, p), x_t, t, p)
+        assert torch.allclose(e, eps, atol=1e-3) and torch.allclose(x, x0, atol=1e-4)
+    # the posterior mean in both forms agrees
+    assert torch.allclose(s.posterior_mean(x_t, x0, t), s.posterior_mean_eps(x_t, eps, t), atol=1e-4)
+
+
+@pytest.mark.parametrize("T,n", [(1000, 1000), (1000, 50), (100, 10)])
+def test_ddpm_step_matches_diffusers(T, n):
+    s = DiffusionSchedule.make("linear", T)
+    ref = DDPMScheduler(num_train_timesteps=T, trained_betas=s.betas.float().numpy(), clip_sample=False,
+                        variance_type="fixed_small")
+    ref.set_timesteps(n)
+    g = torch.Generator().manual_seed(0)
+    x, eps = (torch.randn(2, 3, 8, 8, generator=g) for _ in range(2))
+    for t in [int(ref.timesteps[0]), int(ref.timesteps[len(ref.timesteps) // 2]), int(ref.timesteps[-1])]:
+        prev = t - T // n
+        # diffusers draws its noise from the generator; draw the same z for our step
+        out_ref = ref.step(eps, t, x, generator=torch.Generator().manual_seed(5)).prev_sample
+        noise_ref = torch.randn(x.shape, generator=torch.Generator().manual_seed(5))
+        ours = ddpm_step(eps, x, t, prev, s, noise_ref if prev >= 0 else None)
+        assert torch.allclose(ours, out_ref, atol=1e-5), (t, (ours - out_ref).abs().max())
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("T,n", [(1000, 50), (1000, 10), (100, 20)])
+def test_ddim_step_matches_diffusers(eta, T, n):
+    s = DiffusionSchedule.make("cosine", T)
+    ref = DDIMScheduler(num_train_timesteps=T, trained_betas=s.betas.float().numpy(), clip_sample=False,
+                        set_alpha_to_one=True)
+    ref.set_timesteps(n)
+    g = torch.Generator().manual_seed(0)
+    x, eps, z = (torch.randn(2, 3, 8, 8, generator=g) for _ in range(3))
+    for t in [int(ref.timesteps[0]), int(ref.timesteps[3]), int(ref.timesteps[-1])]:
+        prev = t - T // n
+        want = ref.step(eps, t, x, eta=eta, variance_noise=z).prev_sample
+        got = ddim_step(eps, x, t, prev, s, eta, z)
+        assert torch.allclose(got, want, atol=1e-5), (eta, t, (got - want).abs().max())
+
+
+def test_timesteps_spacing():
+    assert make_timesteps(1000, 10, "leading") == list(range(900, -1, -100))
+    tr = make_timesteps(1000, 10, "trailing")
+    assert tr[0] == 999 and tr[-1] == 99 and len(tr) == 10
+    with pytest.raises(ValueError, match="steps"):
+        make_timesteps(10, 20)
+
+
+class Oracle:
+    """The exact ε-predictor when the data is a single point x*: ε = (x_t − √ᾱ_t x*)/√(1−ᾱ_t), with ᾱ interpolated at
+    fractional timesteps. Every correct sampler must land on x*. Sigma-space schedulers (Euler, Heun, LMS…) hand the
+    model scale_model_input(x) = x/√(σ²+1), which is x_t in DDPM space, so the same oracle serves them."""
+
+    def __init__(self, s, x_star):
+        self.ab = s.alpha_bar.float()
+        self.x = x_star
+
+    def __call__(self, x_t, t):
+        t = t.float().clamp(0, len(self.ab) - 1)
+        lo = t.floor().long()
+        hi = (lo + 1).clamp(max=len(self.ab) - 1)
+        ab = (self.ab[lo] + (t - lo) * (self.ab[hi] - self.ab[lo])).view(-1, *[1] * (x_t.ndim - 1))
+        return (x_t - ab.sqrt() * self.x) / (1 - ab).sqrt()
+
+
+@pytest.mark.parametrize("sampler,kw", [("ancestral", {}), ("ancestral", {"steps": 40}), ("ddim-eta", {"eta": 0.0}),
+                                        ("ddim-eta", {"eta": 1.0})])
+def test_our_samplers_recover_single_point_data(sampler, kw):
+    s = DiffusionSchedule.make("linear", 200)
+    x_star = torch.linspace(-0.8, 0.8, 16).view(1, 1, 4, 4)
+    g = torch.Generator().manual_seed(0)
+    if sampler == "ancestral":
+        x = sample_ddpm(Oracle(s, x_star), (2, 1, 4, 4), s, generator=g, **kw)
+    else:
+        x = sample_ddim(Oracle(s, x_star), (2, 1, 4, 4), s, steps=20, generator=g, **kw)
+    assert torch.allclose(x, x_star.expand_as(x), atol=2e-2), (x - x_star).abs().max()
+
+
+@pytest.mark.parametrize("name", ["ddpm", "ddim", "dpm++", "unipc", "euler", "euler_a", "heun", "pndm", "deis", "lms"])
+def test_any_diffusers_scheduler_recovers_single_point_data(name):
+    s = DiffusionSchedule.make("cosine", 100)
+    x_star = torch.tensor([0.5, -0.3, 0.9, -0.9]).view(1, 1, 2, 2)
+    x = sample_diffusers(Oracle(s, x_star), (3, 1, 2, 2), s, scheduler=name, steps=25,
+                         generator=torch.Generator().manual_seed(0))
+    # 25 steps of a multistep solver (PNDM, DEIS) on the cosine schedule land within ~0.06 of x*; the rest within 0.05
+    assert (x - x_star).abs().max() < 0.08, (name, (x - x_star).abs().max())
+
+
+def test_unknown_scheduler_lists_accepted():
+    with pytest.raises(ValueError, match="accepted"):
+        make_diffusers_scheduler("nope", DiffusionSchedule.make("linear", 10))
+
+
+def test_centering_round_trip_and_prior_gap():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (300,), generator=g)
+    x = torch.randn(300, 1, 4, 4, generator=g) * 0.1 + labels.view(-1, 1, 1, 1).float()
+    for mode in ["global", "class"]:
+        c = DataCentering(mode, scale=True).fit(x, labels, 3)
+        y = c.center(x, labels)
+        assert torch.allclose(c.uncenter(y, labels), x, atol=1e-5)
+        assert abs(y.std().item() - 1) < 0.05
+    s = DiffusionSchedule.make("linear", 20)
+    raw = s.prior_kl(x).mean()
+    centred = s.prior_kl(DataCentering("class").fit(x, labels, 3).center(x, labels)).mean()
+    assert centred < raw
+    with pytest.raises(ValueError, match="accepted"):
+        DataCentering("bogus")
