@@ -1,0 +1,124 @@
+"""Music features for dance generation: EDGE's 35-d "baseline" features at 30 FPS.
+
+Follows EDGE (Tseng et al., CVPR 2023) ``data/audio_extraction/baseline_features.py``:
+FPS = 30, HOP_LENGTH = 512, SR = FPS * HOP_LENGTH = 15360, and per frame
+``[onset envelope (1) | MFCC (20) | chroma CENS (12) | onset peaks one-hot (1) | beats one-hot (1)]``.
+Beats come from ``librosa.beat.beat_track(onset_envelope=..., start_bpm=<tempo estimate>, tightness=100)``.
+(EDGE parses the start tempo out of AIST++ music names and falls back to a tempo estimate; we always estimate it
+from the same onset envelope.)
+
+Frame alignment rule: librosa frames are centred, so a signal of ``n`` samples at SR gives
+``N = 1 + floor(n / 512)`` frames and feature frame ``i`` describes time ``i / 30`` s -- the same instant as motion
+frame ``i`` at 30 FPS. A clip of ``s`` seconds therefore has ``30 * s + 1`` frames; trim to the motion length.
+
+    python -c "from tasks.dance.audio import music_features; print(music_features('song.wav').shape)"
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+FPS = 30
+HOP_LENGTH = 512
+SR = FPS * HOP_LENGTH  # 15360
+FEATURE_DIM = 35
+MIN_SECONDS = 1.0
+MAX_SECONDS = 600.0  # 10 minutes: longer files are rejected (memory / time of CQT chroma)
+SILENCE_RMS = 1e-4
+
+
+def load_audio(path, sr: int = SR, max_seconds: float = MAX_SECONDS) -> np.ndarray:
+    """Read any file librosa can read (wav, mp3, ogg, flac; mono or stereo; any rate), mix to mono and resample
+    to ``sr``. Returns y (n,) float32. Raises ValueError naming the file when it cannot be decoded, is shorter
+    than 1 s or longer than ``max_seconds``."""
+    import librosa
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"audio file not found: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            duration = librosa.get_duration(path=path)
+    except Exception as e:  # noqa: BLE001 - decoder errors come in many types
+        raise ValueError(f"cannot read audio file {path!r} (unsupported or corrupt; wav/mp3/ogg/flac accepted): "
+                         f"{type(e).__name__}: {e}") from None
+    if duration > max_seconds:
+        raise ValueError(f"audio file {path!r} is {duration:.1f} s long; at most {max_seconds:.0f} s accepted")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            y, _ = librosa.load(path, sr=sr, mono=True)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"cannot read audio file {path!r} (unsupported or corrupt; wav/mp3/ogg/flac accepted): "
+                         f"{type(e).__name__}: {e}") from None
+    _check_length(y, sr, path)
+    return y.astype(np.float32)
+
+
+def _check_length(y: np.ndarray, sr: int, name: str) -> None:
+    seconds = len(y) / sr
+    if seconds < MIN_SECONDS:
+        raise ValueError(f"audio {name!r} is {seconds:.2f} s long; at least {MIN_SECONDS:.0f} s is needed")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"audio {name!r} is {seconds:.1f} s long; at most {MAX_SECONDS:.0f} s accepted")
+
+
+def audio_features(y: np.ndarray, sr: int = SR, name: str = "<array>") -> np.ndarray:
+    """EDGE baseline features. y (n,) mono at ``sr`` (resampled to 15360 Hz if different).
+
+    Returns (N, 35) float32 with N = 1 + floor(n' / 512), n' the sample count at 15360 Hz; columns
+    0 onset envelope, 1:21 MFCC, 21:33 chroma CENS, 33 onset peak one-hot, 34 beat one-hot.
+    Raises ValueError on silence / no detectable beats, and on clips shorter than 1 s or longer than 10 min.
+    """
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim == 2:  # (channels, n) or (n, channels) -> mono
+        y = y.mean(axis=0 if y.shape[0] <= 8 else 1)
+    if y.ndim != 1:
+        raise ValueError(f"audio_features: y must be (n,) or (channels, n), got {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError(f"audio {name!r} contains NaN or inf samples")
+    _check_length(y, sr, name)
+    if sr != SR:
+        y = librosa.resample(y, orig_sr=sr, target_sr=SR)
+    if np.sqrt(np.mean(y ** 2)) < SILENCE_RMS:
+        raise ValueError(f"audio {name!r} is silent (RMS < {SILENCE_RMS}); no beats can be found")
+    envelope = librosa.onset.onset_strength(y=y, sr=SR, hop_length=HOP_LENGTH)  # (N,)
+    mfcc = librosa.feature.mfcc(y=y, sr=SR, n_mfcc=20, hop_length=HOP_LENGTH).T  # (N, 20)
+    chroma = librosa.feature.chroma_cens(y=y, sr=SR, hop_length=HOP_LENGTH, n_chroma=12).T  # (N, 12)
+    peak_idxs = librosa.onset.onset_detect(onset_envelope=envelope.flatten(), sr=SR, hop_length=HOP_LENGTH)
+    peak_onehot = np.zeros_like(envelope, dtype=np.float32)
+    peak_onehot[peak_idxs] = 1.0
+    start_bpm = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=envelope, sr=SR, hop_length=HOP_LENGTH))[0])
+    if not np.isfinite(start_bpm) or start_bpm <= 0:
+        start_bpm = 120.0
+    _, beat_idxs = librosa.beat.beat_track(onset_envelope=envelope, sr=SR, hop_length=HOP_LENGTH,
+                                           start_bpm=start_bpm, tightness=100)
+    if len(beat_idxs) == 0:
+        raise ValueError(f"audio {name!r} has no detectable beats (silent or without rhythm)")
+    beat_onehot = np.zeros_like(envelope, dtype=np.float32)
+    beat_onehot[beat_idxs] = 1.0
+    n = min(len(envelope), len(mfcc), len(chroma))
+    feats = np.concatenate([envelope[:n, None], mfcc[:n], chroma[:n], peak_onehot[:n, None], beat_onehot[:n, None]],
+                           axis=-1)
+    return feats.astype(np.float32)
+
+
+def music_features(path, seconds: float | None = None) -> np.ndarray:
+    """Load ``path`` and return its (N, 35) features; with ``seconds`` only the first ``seconds`` are used and
+    N = floor(seconds * 30) + 1."""
+    y = load_audio(path)
+    if seconds is not None:
+        if seconds < MIN_SECONDS:
+            raise ValueError(f"music_features: seconds must be >= {MIN_SECONDS}, got {seconds}")
+        y = y[: int(round(seconds * SR))]
+    return audio_features(y, SR, name=os.fspath(path))
+
+
+def beat_frames(features: np.ndarray) -> np.ndarray:
+    """Indices of the beat one-hot (last column) of (N, 35) features."""
+    return np.flatnonzero(np.asarray(features)[:, -1] > 0.5)

@@ -1,0 +1,155 @@
+"""Stick-figure videos (MP4 with music / GIF) and AIST++-layout exports. All outputs are atomic.
+
+MP4: frames drawn with PIL (front view left, side view right, orthographic), written by imageio (ffmpeg plugin),
+then the audio is muxed in as AAC with the ffmpeg binary from ``imageio_ffmpeg.get_ffmpeg_exe()``.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import tempfile
+
+import numpy as np
+
+from . import skeleton as sk
+
+VIDEO_EXTS = (".mp4", ".gif")
+
+
+def _tmp_path(path, suffix):
+    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
+    return tmp
+
+
+def _frames(joints: np.ndarray, size: int = 256) -> list:
+    from PIL import Image, ImageDraw
+
+    j = np.asarray(joints, dtype=np.float64)
+    half = size // 2
+    y0 = j[..., 1].min()
+    y1 = j[..., 1].max()
+    span = max(y1 - y0, 1.0) * 1.15
+    scale = size / span
+    cx, cz = np.median(j[:, 0, 0]), np.median(j[:, 0, 2])
+    frames = []
+    for t in range(len(j)):
+        im = Image.new("RGB", (size, size), (250, 250, 250))
+        d = ImageDraw.Draw(im)
+        d.line([(half, 0), (half, size)], fill=(200, 200, 200))
+        for view, (ax, c0, off) in enumerate(((0, cx, half // 2), (2, cz, half + half // 2))):
+            def pt(k):
+                return (off + (j[t, k, ax] - c0) * scale * (-1 if ax == 0 else 1) * 0.5 * 2,
+                        size - 8 - (j[t, k, 1] - y0) * scale)
+            for k, p in enumerate(sk.PARENTS):
+                if p < 0:
+                    continue
+                col = (200, 60, 60) if sk.JOINT_NAMES[k].startswith("left") else (60, 60, 200)
+                d.line([pt(p), pt(k)], fill=col, width=3)
+            d.line([(view * half, size - 8), ((view + 1) * half, size - 8)], fill=(120, 120, 120))
+        frames.append(np.asarray(im))
+    return frames
+
+
+def render_stick_video(joints, path, fps: int = 30, audio=None, size: int = 256) -> str:
+    """joints (T, 24, 3) -> ``path`` (.mp4 or .gif). ``audio``: None, a wav path, or (samples (N,), sr).
+    Audio is muxed as AAC into MP4 (ignored for GIF). Returns ``path``; on error no file is left behind."""
+    import imageio.v2 as imageio
+
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in VIDEO_EXTS:
+        raise ValueError(f"render_stick_video: unsupported extension {ext!r}; accepted {VIDEO_EXTS}")
+    j = np.asarray(joints)
+    if j.ndim != 3 or j.shape[1:] != (24, 3) or len(j) < 1:
+        raise ValueError(f"render_stick_video: joints must be (T, 24, 3), got {j.shape}")
+    frames = _frames(j, size)
+    tmps = []
+    try:
+        if ext == ".gif":
+            tmp = _tmp_path(path, ".gif")
+            tmps.append(tmp)
+            imageio.mimsave(tmp, frames, format="GIF", duration=1000.0 / fps, loop=0)
+            os.replace(tmp, path)
+            return path
+        video = _tmp_path(path, ".mp4")
+        tmps.append(video)
+        with imageio.get_writer(video, format="FFMPEG", fps=fps, codec="libx264", quality=7,
+                                pixelformat="yuv420p", macro_block_size=16) as w:
+            for f in frames:
+                w.append_data(f)
+        if audio is None:
+            os.replace(video, path)
+            return path
+        if isinstance(audio, (str, os.PathLike)):
+            wav = os.fspath(audio)
+            if not os.path.isfile(wav):
+                raise ValueError(f"render_stick_video: audio file not found: {wav}")
+        else:
+            from .synth import write_wav
+
+            samples, sr = audio
+            wav = _tmp_path(path, ".wav")
+            tmps.append(wav)
+            write_wav(wav, np.asarray(samples, dtype=np.float32).reshape(-1), int(sr))
+        import imageio_ffmpeg
+
+        out = _tmp_path(path, ".mp4")
+        tmps.append(out)
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", video, "-i", wav,
+               "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-shortest", out]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"ffmpeg mux failed: {r.stderr.strip()[-500:]}")
+        os.replace(out, path)
+        return path
+    finally:
+        for t in tmps:
+            if os.path.exists(t):
+                os.remove(t)
+
+
+def _aist_dict(root_pos, rotations):
+    root_pos = np.asarray(root_pos, dtype=np.float32)
+    rot = np.asarray(rotations, dtype=np.float32)
+    if root_pos.ndim != 2 or root_pos.shape[1] != 3 or rot.shape != (len(root_pos), 24, 3, 3):
+        raise ValueError(f"expected root_pos (T, 3) and rotations (T, 24, 3, 3), got {root_pos.shape}, {rot.shape}")
+    aa = sk.matrix_to_axis_angle(rot).reshape(len(rot), 72)
+    return dict(smpl_poses=aa.astype(np.float32), smpl_trans=root_pos, smpl_scaling=np.array([1.0], np.float32))
+
+
+def save_npz(path, root_pos, rotations, **extra) -> str:
+    """AIST++ layout (smpl_poses (T, 72) axis-angle, smpl_trans (T, 3), smpl_scaling [1.0]) + extra arrays, .npz."""
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        raise ValueError(f"save_npz: path must end with .npz, got {path!r}")
+    data = _aist_dict(root_pos, rotations)
+    data.update({k: np.asarray(v) for k, v in extra.items()})
+    tmp = _tmp_path(path, ".npz")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def save_pkl(path, root_pos, rotations, **extra) -> str:
+    """Same layout as ``save_npz`` as an AIST++-style pickle (readable by ``aist.AISTDataset``)."""
+    path = os.fspath(path)
+    if not path.endswith(".pkl"):
+        raise ValueError(f"save_pkl: path must end with .pkl, got {path!r}")
+    data = _aist_dict(root_pos, rotations)
+    data.update(extra)
+    tmp = _tmp_path(path, ".pkl")
+    try:
+        with open(tmp, "wb") as f:
+            pickle.dump(data, f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
