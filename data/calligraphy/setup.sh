@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Install the calligraphy task's external data: Debian font packages and the
+# pinned hanzi-writer-data npm package (stroke medians).
+#
+# Idempotent and safe to re-run; a quick no-op when everything is present.
+# Run as root from the repository root:  bash data/calligraphy/setup.sh
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CACHE="${ROOT}/data/cache"
+HWD_VERSION="2.0.1"
+HWD_DIR="${CACHE}/hanzi-writer-data"
+
+# All of these exist in Debian 12 (bookworm); checked with apt-cache policy.
+FONT_PKGS=(
+  fonts-arphic-ukai
+  fonts-cwtex-kai
+  fonts-cns11643-kai
+  fonts-lxgw-wenkai
+  fonts-aoyagi-kouzan-t
+  fonts-aoyagi-soseki
+  fonts-kouzan-mouhitsu
+  fonts-noto-cjk
+)
+
+log() { echo "[calligraphy-setup] $*"; }
+
+# --- fonts ------------------------------------------------------------------
+missing=()
+for p in "${FONT_PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+      log "not root and no sudo: cannot install ${missing[*]}"; exit 1; fi
+  fi
+  log "installing fonts: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if command -v fc-cache >/dev/null 2>&1; then fc-cache -f >/dev/null 2>&1 || true; fi
+else
+  log "fonts present"
+fi
+
+# --- hanzi-writer-data (npm, pinned) -----------------------------------------
+stamp="${HWD_DIR}/.version"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$HWD_VERSION" ] && [ -f "${HWD_DIR}/永.json" ]; then
+  log "hanzi-writer-data@${HWD_VERSION} present"
+else
+  if ! command -v npm >/dev/null 2>&1; then
+    log "npm missing: installing Debian's npm"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+  fi
+  mkdir -p "$CACHE"
+  tmp="$(mktemp -d "${CACHE}/.hwd.XXXXXX")"
+  trap 'rm -rf "$tmp"' EXIT
+  log "fetching hanzi-writer-data@${HWD_VERSION}"
+  (cd "$tmp" && npm pack --silent "hanzi-writer-data@${HWD_VERSION}" >/dev/null)
+  tgz="$(ls "$tmp"/hanzi-writer-data-*.tgz)"
+  tar -xzf "$tgz" -C "$tmp"
+  # npm tarballs unpack into package/
+  echo "$HWD_VERSION" > "$tmp/package/.version"
+  rm -rf "$HWD_DIR"
+  mv "$tmp/package" "$HWD_DIR"
+  # the package keeps one <char>.json per character at its top level
+  n=$(find "$HWD_DIR" -maxdepth 1 -name '*.json' ! -name package.json | wc -l)
+  log "hanzi-writer-data@${HWD_VERSION}: ${n} character files in ${HWD_DIR}"
+fi
