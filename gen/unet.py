@@ -131,11 +131,22 @@ class Up(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
+def _adapt_channels(w: Tensor, c_new: int, how: str) -> Tensor:
+    """Map weights along dim 1 (input) / dim 0 (output) of size C to size c_new: identity, C → 1 (sum or mean)."""
+    dim = 1 if how == "sum" else 0
+    c_old = w.shape[dim]
+    if c_old == c_new:
+        return w
+    if c_new == 1:
+        return w.sum(dim, keepdim=True) if how == "sum" else w.mean(dim, keepdim=True)
+    raise ValueError(f"cannot adapt {c_old} backbone channels to {c_new}; accepted: the same count, or 1")
+
+
 class ConditionalUNet(ModelMixin, ConfigMixin):
     """ε/v/x_0-prediction U-Net: ``forward(sample, timestep, cond_vec, cond_tokens, token_mask, cond_image)``.
 
-    Shapes: sample (B, in_channels, *S) with S = (T,) for dims=1, (H, W) for dims=2; every spatial size must be divisible
-    by patch_size · 2^(levels−1). Returns (B, out_channels, *S).
+    Shapes: sample (B, in_channels, *S) with S = (T,) for dims=1, (H, W) for dims=2. Sizes not divisible by
+    patch_size · 2^(levels−1) are padded (replicate) at the end and cropped back. Returns (B, out_channels, *S).
     """
 
     @register_to_config
@@ -213,8 +224,8 @@ class ConditionalUNet(ModelMixin, ConfigMixin):
         if sample.ndim != self.dims + 2 or sample.shape[1] != cfg.in_channels:
             raise ValueError(f"sample must be (B, {cfg.in_channels}, {'T' if self.dims == 1 else 'H, W'}), "
                              f"got {tuple(sample.shape)}")
-        if any(s % self.factor for s in sample.shape[2:]):
-            raise ValueError(f"spatial size {tuple(sample.shape[2:])} must be divisible by {self.factor}")
+        size = sample.shape[2:]
+        pad = [(-n) % self.factor for n in size]  # sizes not divisible by the U-Net's factor: pad at the end, crop back
         b = sample.shape[0]
         t = torch.as_tensor(timestep, device=sample.device)
         t = t.expand(b) if t.ndim == 0 else t
@@ -228,6 +239,9 @@ class ConditionalUNet(ModelMixin, ConfigMixin):
             sample = torch.cat([sample, cond_image.to(sample.dtype)], 1)
         if cond_tokens is not None and not cfg.cross_dim:
             raise ValueError("cond_tokens given but the model has cross_dim = 0")
+        if any(pad):
+            spec = [q for p in reversed(pad) for q in (0, p)]  # F.pad order: last dim first
+            sample = F.pad(sample, spec, mode="replicate")
         x = self._patchify(sample)
         if self.dims == 2:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -240,7 +254,10 @@ class ConditionalUNet(ModelMixin, ConfigMixin):
         for blk in self.up:
             h = self._run(blk, torch.cat([h, hs.pop()], 1), emb, cond_tokens, token_mask)
         out = self.conv_out(F.silu(self.norm_out(h)))
-        return self._unpatchify(out).contiguous()
+        out = self._unpatchify(out)
+        if any(pad):
+            out = out[(..., *[slice(0, n) for n in size])]
+        return out.contiguous()
 
     @staticmethod
     def _run(blk, h, emb, tokens, mask):
@@ -256,23 +273,38 @@ class ConditionalUNet(ModelMixin, ConfigMixin):
     @classmethod
     def from_backbone(cls, backbone: "ConditionalUNet", **cond_config) -> "ConditionalUNet":
         """A copy of `backbone` with conditioning paths (cond_dim, cross_dim, extra_in_channels) attached through
-        zero-initialised layers: at step 0 its output equals the backbone's for any condition."""
-        allowed = {"cond_dim", "cross_dim", "extra_in_channels", "dropout"}
+        zero-initialised layers: at step 0 its output equals the backbone's for any condition.
+
+        in_channels / out_channels may change between 1 and C (e.g. an RGB backbone for grayscale glyphs): the input
+        weights are summed over the RGB channels and the output weights averaged, so for a grayscale image replicated to
+        RGB the new model's output equals the channel mean of the backbone's."""
+        allowed = {"cond_dim", "cross_dim", "extra_in_channels", "dropout", "in_channels", "out_channels"}
         bad = set(cond_config) - allowed
         if bad:
             raise ValueError(f"from_backbone can only change {sorted(allowed)}, got {sorted(bad)}")
-        cfg = {k: v for k, v in backbone.config.items() if not k.startswith("_")}
+        bcfg = backbone.config
+        cfg = {k: v for k, v in bcfg.items() if not k.startswith("_")}
+        cfg["out_channels"] = cfg.get("out_channels") or cfg["in_channels"]
+        if "in_channels" in cond_config and "out_channels" not in cond_config:
+            cond_config["out_channels"] = cond_config["in_channels"]
         cfg.update(cond_config)
         model = cls(**cfg)
         state = backbone.state_dict()
         own = model.state_dict()
-        w_old, w_new = state["conv_in.weight"], own["conv_in.weight"]
-        if w_old.shape != w_new.shape:  # copy the sample channels, keep the new extra channels at zero
-            c, k = backbone.config.in_channels, backbone.config.extra_in_channels
-            p = backbone.config.patch_size ** backbone.config.dims
-            merged = w_new.clone().view(w_new.shape[0], -1, p, *w_new.shape[2:])
-            merged[:, :c + k] = w_old.view(w_old.shape[0], -1, p, *w_old.shape[2:])
-            state["conv_in.weight"] = merged.view_as(w_new)
+        p = bcfg.patch_size ** bcfg.dims
+        c_old, c_new = bcfg.in_channels, cfg["in_channels"]
+        # conv_in: (out, (C + K)·p, k…) viewed as (out, C + K, p, k…)
+        w_old = state["conv_in.weight"].view(own["conv_in.weight"].shape[0], -1, p, *own["conv_in.weight"].shape[2:])
+        merged = torch.zeros_like(own["conv_in.weight"]).view(w_old.shape[0], -1, p, *w_old.shape[3:])
+        merged[:, :c_new] = _adapt_channels(w_old[:, :c_old], c_new, "sum")
+        merged[:, c_new:c_new + bcfg.extra_in_channels] = w_old[:, c_old:]
+        state["conv_in.weight"] = merged.view_as(own["conv_in.weight"])
+        o_old = bcfg.out_channels or c_old
+        if cfg["out_channels"] != o_old:  # conv_out: (o·p, ch, k…) viewed as (o, p, ch, k…)
+            w = state["conv_out.weight"].view(o_old, p, *state["conv_out.weight"].shape[1:])
+            state["conv_out.weight"] = _adapt_channels(w, cfg["out_channels"], "mean").reshape(own["conv_out.weight"].shape)
+            bias = state["conv_out.bias"].view(o_old, p)
+            state["conv_out.bias"] = _adapt_channels(bias, cfg["out_channels"], "mean").reshape(-1)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected:
             raise ValueError(f"backbone has parameters the new model lacks: {unexpected[:5]}")

@@ -133,8 +133,9 @@ def test_unet_conditioning_paths_and_shapes(dims):
     tok2[~mask] = 100.0
     assert torch.allclose(base, m(x, t, cond_vec=torch.zeros(3, 8), cond_tokens=tok2, token_mask=mask, cond_image=ci),
                           atol=1e-5)
-    with pytest.raises(ValueError, match="divisible"):
-        m(torch.randn(1, 2, *[6] * dims), t[:1], cond_image=torch.randn(1, 3, *[6] * dims))
+    # sizes the U-Net cannot halve are padded and cropped back
+    odd = m(torch.randn(1, 2, *[6] * dims), t[:1], cond_image=torch.randn(1, 3, *[6] * dims))
+    assert odd.shape == (1, 2, *[6] * dims) and torch.isfinite(odd).all()
     with pytest.raises(ValueError, match="cond_image"):
         m(x, t)
 
@@ -152,6 +153,11 @@ def test_save_load_identical_and_zero_init_finetune_equals_backbone(dims, tmp_pa
     out = ft(x, t, cond_vec=torch.randn(3, 8), cond_tokens=torch.randn(3, 4, 6),
              cond_image=torch.randn(3, 3, *SHAPES[dims][2:]))
     assert torch.allclose(out, backbone(x, t), atol=1e-6)
+    # an RGB backbone adapted to one channel: equals the channel mean of the backbone on the replicated image
+    gray = ConditionalUNet.from_backbone(backbone, in_channels=1, cond_dim=8)
+    g = torch.randn(3, 1, *SHAPES[dims][2:])
+    assert torch.allclose(gray(g, t, cond_vec=torch.randn(3, 8)), backbone(g.expand(-1, 2, *[-1] * dims), t).mean(1, True),
+                          atol=1e-5)
     # the class-conditional wrapper too
     cc = ClassConditionalModel.from_backbone(backbone, num_classes=4)
     assert torch.allclose(cc(x, t, {"label": torch.tensor([0, 1, 3])}), backbone(x, t), atol=1e-6)
