@@ -55,45 +55,54 @@ def _apply_known(x: Tensor, known, schedule: DiffusionSchedule, t_prev: int, gen
     return mask * target + (1 - mask) * x
 
 
-def ddpm_step(eps: Tensor, x_t: Tensor, t: int, t_prev: int, schedule: DiffusionSchedule, noise: Tensor | None) -> Tensor:
+def _alpha_bars(schedule: DiffusionSchedule, t: int, t_prev: int) -> tuple[float, float]:
+    ab_prev = schedule.alpha_bar[t_prev].item() if t_prev >= 0 else 1.0
+    return schedule.alpha_bar[t].item(), ab_prev
+
+
+def ddpm_step(eps: Tensor, x_t: Tensor, t: int, t_prev: int, schedule: DiffusionSchedule, noise: Tensor | None,
+              x0: Tensor | None = None) -> Tensor:
     """One ancestral step x_t → x_{t_prev} (DDPM Algorithm 2, generalised to skipped steps).
 
     With α = ᾱ_t / ᾱ_prev and β = 1 − α (equal to α_t, β_t when t_prev = t − 1):
         x_prev = (x_t − β/√(1−ᾱ_t) ε_θ) / √α + σ z,     σ² = β̃ = (1−ᾱ_prev)/(1−ᾱ_t) β,   z = 0 at the last step
+    When the model's x̂_0 is given (v/x_0 parameterisations, or a clipped x̂_0), the same mean is computed in its x_0 form
+    μ̃ = √ᾱ_prev β/(1−ᾱ_t) x̂_0 + √α (1−ᾱ_prev)/(1−ᾱ_t) x_t (DDPM eq. 7), which avoids dividing by √ᾱ_t ≈ 0.
     """
-    ab_t = schedule.alpha_bar[t]
-    ab_prev = schedule.alpha_bar[t_prev] if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
+    ab_t, ab_prev = _alpha_bars(schedule, t, t_prev)
     alpha = ab_t / ab_prev
     beta = 1 - alpha
-    # 1. posterior mean μ̃(x_t, ε)                                                                        (DDPM eq. 11)
-    mean = (x_t - (beta / (1 - ab_t).sqrt()).item() * eps) / alpha.sqrt().item()
+    # 1. posterior mean μ̃_t
+    if x0 is None:
+        mean = (x_t - beta / (1 - ab_t) ** 0.5 * eps) / alpha ** 0.5                                # (DDPM eq. 11)
+    else:
+        mean = ab_prev ** 0.5 * beta / (1 - ab_t) * x0 + alpha ** 0.5 * (1 - ab_prev) / (1 - ab_t) * x_t
     if t_prev < 0 or noise is None:
         return mean
     # 2. add σ_t z with the "fixed small" variance β̃
-    var = ((1 - ab_prev) / (1 - ab_t) * beta).clamp(min=1e-20)
-    return mean + var.sqrt().item() * noise
+    var = max((1 - ab_prev) / (1 - ab_t) * beta, 1e-20)
+    return mean + var ** 0.5 * noise
 
 
 def ddim_sigma(schedule: DiffusionSchedule, t: int, t_prev: int, eta: float) -> float:
     """σ_t(η) = η √((1−ᾱ_prev)/(1−ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev)                                              (DDIM eq. 16)"""
-    ab_t = schedule.alpha_bar[t]
-    ab_prev = schedule.alpha_bar[t_prev] if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
-    return float(eta * ((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)).sqrt())
+    ab_t, ab_prev = _alpha_bars(schedule, t, t_prev)
+    return eta * ((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)) ** 0.5
 
 
 def ddim_step(eps: Tensor, x_t: Tensor, t: int, t_prev: int, schedule: DiffusionSchedule, eta: float,
-              noise: Tensor | None) -> Tensor:
+              noise: Tensor | None, x0: Tensor | None = None) -> Tensor:
     """One step of the DDIM σ-family (DDIM eq. 12):
 
         x_prev = √ᾱ_prev x̂_0 + √(1 − ᾱ_prev − σ_t²) ε_θ + σ_t z,     x̂_0 = (x_t − √(1−ᾱ_t) ε_θ)/√ᾱ_t
 
-    η = 0 is deterministic DDIM; η = 1 gives DDPM's posterior variance.
+    η = 0 is deterministic DDIM; η = 1 gives DDPM's posterior variance. x̂_0 may be passed in directly.
     """
-    ab_t = schedule.alpha_bar[t].item()
-    ab_prev = schedule.alpha_bar[t_prev].item() if t_prev >= 0 else 1.0
+    ab_t, ab_prev = _alpha_bars(schedule, t, t_prev)
     sigma = ddim_sigma(schedule, t, t_prev, eta)
     # 1. predicted x_0
-    x0 = (x_t - (1 - ab_t) ** 0.5 * eps) / ab_t ** 0.5
+    if x0 is None:
+        x0 = (x_t - (1 - ab_t) ** 0.5 * eps) / ab_t ** 0.5
     # 2. direction pointing to x_t
     dir_xt = max(1 - ab_prev - sigma ** 2, 0.0) ** 0.5 * eps
     x_prev = ab_prev ** 0.5 * x0 + dir_xt
@@ -103,27 +112,37 @@ def ddim_step(eps: Tensor, x_t: Tensor, t: int, t_prev: int, schedule: Diffusion
     return x_prev
 
 
-def _eps(model: ModelFn, x: Tensor, t: int, schedule: DiffusionSchedule, prediction_type: str) -> Tensor:
+def _predict(model: ModelFn, x: Tensor, t: int, schedule: DiffusionSchedule, prediction_type: str,
+             clip_x0: float | None) -> tuple[Tensor, Tensor | None]:
+    """(ε̂, x̂_0) from the model; x̂_0 is None for a plain ε-model (the steps then use the paper's ε form).
+
+    clip_x0 = c clamps x̂_0 to [−c, c] and recomputes ε̂ from it (Ho et al.'s reference sampler clips to the data range).
+    """
     tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
     pred = model(x, tt)
-    if PredictionType(prediction_type) is PredictionType.EPSILON:
-        return pred
-    return schedule.split_prediction(pred, x, tt, prediction_type)[0]
+    if PredictionType(prediction_type) is PredictionType.EPSILON and clip_x0 is None:
+        return pred, None
+    eps, x0 = schedule.split_prediction(pred, x, tt, prediction_type)
+    if clip_x0 is not None:
+        x0 = x0.clamp(-clip_x0, clip_x0)
+        eps = schedule.x0_to_eps(x, tt, x0)
+    return eps, x0
 
 
 @torch.no_grad()
 def sample_ddpm(model: ModelFn, shape, schedule: DiffusionSchedule, *, steps: int | None = None,
                 generator: torch.Generator | None = None, callback: Callback = None, x_T: Tensor | None = None,
-                prediction_type: str = "epsilon", known=None, device=None, spacing: str = "trailing") -> Tensor:
+                prediction_type: str = "epsilon", known=None, device=None, spacing: str = "trailing",
+                clip_x0: float | None = None) -> Tensor:
     """DDPM ancestral sampling (Ho et al. 2020, Algorithm 2); with steps < T, the skipped-step generalisation."""
     device = device or (x_T.device if x_T is not None else "cpu")
     ts = make_timesteps(schedule.T, steps or schedule.T, spacing)
     x = x_T if x_T is not None else _noise(shape, generator, device)
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-        eps = _eps(model, x, t, schedule, prediction_type)
+        eps, x0 = _predict(model, x, t, schedule, prediction_type, clip_x0)
         z = _noise(x.shape, generator, x.device, x.dtype) if t_prev >= 0 else None
-        x = ddpm_step(eps, x, t, t_prev, schedule, z)
+        x = ddpm_step(eps, x, t, t_prev, schedule, z, x0)
         x = _apply_known(x, known, schedule, t_prev, generator)
         if callback is not None:
             callback(i, len(ts), x)
@@ -133,7 +152,8 @@ def sample_ddpm(model: ModelFn, shape, schedule: DiffusionSchedule, *, steps: in
 @torch.no_grad()
 def sample_ddim(model: ModelFn, shape, schedule: DiffusionSchedule, *, steps: int = 50, eta: float = 0.0,
                 generator: torch.Generator | None = None, callback: Callback = None, x_T: Tensor | None = None,
-                prediction_type: str = "epsilon", known=None, device=None, spacing: str = "trailing") -> Tensor:
+                prediction_type: str = "epsilon", known=None, device=None, spacing: str = "trailing",
+                clip_x0: float | None = None) -> Tensor:
     """DDIM sampling with the σ-family (Song et al. 2021, eq. 12 and 16) and step skipping."""
     if eta < 0:
         raise ValueError(f"eta must be ≥ 0, got {eta}")
@@ -142,9 +162,9 @@ def sample_ddim(model: ModelFn, shape, schedule: DiffusionSchedule, *, steps: in
     x = x_T if x_T is not None else _noise(shape, generator, device)
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-        eps = _eps(model, x, t, schedule, prediction_type)
+        eps, x0 = _predict(model, x, t, schedule, prediction_type, clip_x0)
         z = _noise(x.shape, generator, x.device, x.dtype) if eta > 0 and t_prev >= 0 else None
-        x = ddim_step(eps, x, t, t_prev, schedule, eta, z)
+        x = ddim_step(eps, x, t, t_prev, schedule, eta, z, x0)
         x = _apply_known(x, known, schedule, t_prev, generator)
         if callback is not None:
             callback(i, len(ts), x)

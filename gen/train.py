@@ -53,7 +53,7 @@ TRAIN_DEFAULTS = dict(
 DIFFUSION_DEFAULTS = dict(
     schedule="linear",          # linear (1000/T-rescaled) | cosine | sigmoid
     T=1000,                     # training timesteps
-    prediction_type="epsilon",  # epsilon | v_prediction | sample
+    prediction_type="v_prediction",  # v_prediction (well-conditioned at every SNR) | epsilon | sample
 )
 
 
@@ -224,6 +224,29 @@ def _grid(images: Tensor, nrow: int | None = None) -> Tensor:
     return torchvision.utils.make_grid(images, nrow=nrow or int(math.ceil(math.sqrt(images.shape[0]))))
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        import platform
+        return platform.processor() or platform.machine()
+
+
+def _record_timing(out: str, seconds: float, step: int, processes: int) -> None:
+    """Accumulate wall time over resumed segments in out/timing.json (read by gen.export for model cards)."""
+    path = os.path.join(out, "timing.json")
+    prev = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            prev = json.load(f)
+    rec = {"seconds": prev.get("seconds", 0.0) + seconds, "step": step, "processes": processes,
+           "threads": torch.get_num_threads(), "machine": f"{cpu_name()} ({os.cpu_count()} cores)"}
+    with open(path + ".tmp", "w") as f:
+        json.dump(rec, f)
+    os.replace(path + ".tmp", path)
+
+
 def train(task: TrainTask, train_cfg: Mapping, diffusion_cfg: Mapping, resume: bool = False) -> dict:
     """Run the loop; returns a summary {step, loss, seconds, output_dir}. Works single-process and under
     `accelerate launch` (CPU gloo, multi-GPU, multi-node) unchanged."""
@@ -313,4 +336,6 @@ def train(task: TrainTask, train_cfg: Mapping, diffusion_cfg: Mapping, resume: b
             acc.wait_for_everyone()
     bar.close()
     acc.end_training()
+    if acc.is_main_process:
+        _record_timing(out, time.time() - t0, step, acc.num_processes)
     return {"step": step, "loss": loss_avg, "last_loss": last_loss, "seconds": time.time() - t0, "output_dir": out}

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gen.guidance import guided_model
+from gen.guidance import Term, guided_model
 from gen.models import ClassConditionalModel
 from gen.sampling import sample_ddim, sample_diffusers
 from gen.schedule import DiffusionSchedule
@@ -27,7 +27,7 @@ def fit(model, data, steps, schedule, bs=32, lr=2e-3, seed=0):
         idx = next(batches)
         x0 = torch.stack([data[i]["x"] for i in idx])
         cond = drop_conditions({"label": torch.tensor([data[i]["label"] for i in idx])}, {"label": 0.1}, bs, g)
-        loss = diffusion_loss(model, schedule, x0, cond, "epsilon", g)
+        loss = diffusion_loss(model, schedule, x0, cond, "v_prediction", g)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -35,14 +35,13 @@ def fit(model, data, steps, schedule, bs=32, lr=2e-3, seed=0):
 
 
 def sample_classes(model, shape, schedule, labels, guidance, seed=0, sampler="ddim"):
-    term = model.term(0)  # the condition keys; the label goes in per sample below
-    cond = {"label": labels, "label.keep": torch.ones_like(labels, dtype=torch.bool)}
-    from gen.guidance import Term
+    cond = {"label": labels, "label.keep": torch.ones_like(labels, dtype=torch.bool)}  # one label per sample
     f = guided_model(model, guidance * Term(cond), ClassConditionalModel.null_cond())
     g = torch.Generator().manual_seed(seed)
     if sampler == "ddim":
-        return sample_ddim(f, shape, schedule, steps=25, generator=g)
-    return sample_diffusers(f, shape, schedule, scheduler=sampler, steps=20, generator=g)
+        return sample_ddim(f, shape, schedule, steps=25, generator=g, prediction_type="v_prediction")
+    return sample_diffusers(f, shape, schedule, scheduler=sampler, steps=20, generator=g,
+                            prediction_type="v_prediction")
 
 
 def shape_classifier(data, steps=250):

@@ -1,0 +1,190 @@
+"""Backbone benchmark: our training step vs the diffusers reference loop, side by side in one process.
+
+    python -m gen.bench --json reports/bench_backbone.json          # full (a few minutes)
+    python -m gen.bench --quick --json /tmp/bench.json              # < 1 minute
+
+Reference loop = diffusers' `examples/unconditional_image_generation/train_unconditional.py` step: UNet2DModel,
+DDPMScheduler.add_noise, MSE on ε, backward, clip_grad_norm 1.0, AdamW, EMAModel.step. Ours = the same step through
+gen.train (diffusion_loss, clipping, AdamW, EMA) on a ConditionalUNet of the same parameter count (within 10 %), at the
+same resolution and batch. FLOPs are counted by torch.utils.flop_counter for one full step (forward + backward) of each
+model; utilisation = achieved training GFLOP/s ÷ the measured fp32 matmul GFLOP/s of this machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from gen.sampling import sample_ddim, sample_ddpm, sample_diffusers
+from gen.schedule import DiffusionSchedule
+from gen.train import EMA, diffusion_loss
+from gen.unet import ConditionalUNet
+
+# diffusers reference: 4.33 M parameters at 64×64 (the size the backbone issue measured at ~74 GFLOP/s)
+DIFFUSERS_UNET = dict(sample_size=64, in_channels=3, out_channels=3, layers_per_block=1,
+                      block_out_channels=(32, 64, 128, 128),
+                      down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
+                      up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"))
+# ours at the same parameter count: space-to-depth stem (patch 2) so no level runs at full 64×64 resolution
+OURS_UNET_2D = dict(dims=2, in_channels=3, base_channels=64, channel_mult=(1, 2, 2), layers_per_block=1,
+                    attention_levels=(2,), head_dim=32, patch_size=2)
+OURS_UNET_1D = dict(dims=1, in_channels=151, base_channels=128, channel_mult=(1, 2, 2), layers_per_block=1,
+                    attention_levels=(2,), head_dim=32)
+
+
+def params(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def matmul_gflops(n: int = 2048, seconds: float = 2.0) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def count_flops(step) -> float:
+    with FlopCounterMode(display=False) as fc:
+        step()
+    return float(fc.get_total_flops())
+
+
+def time_steps(step, n: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - t0) / n
+
+
+def diffusers_step_fn(batch: int, res: int):
+    from diffusers import DDPMScheduler, UNet2DModel
+    from diffusers.training_utils import EMAModel
+
+    torch.manual_seed(0)
+    model = UNet2DModel(**{**DIFFUSERS_UNET, "sample_size": res})
+    sched = DDPMScheduler(num_train_timesteps=1000)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ema = EMAModel(model.parameters(), decay=0.9999, use_ema_warmup=True, inv_gamma=1.0, power=0.75)
+    x0 = torch.randn(batch, 3, res, res)
+
+    def step():
+        noise = torch.randn(x0.shape)
+        t = torch.randint(0, 1000, (batch,))
+        noisy = sched.add_noise(x0, noise, t)
+        loss = F.mse_loss(model(noisy, t).sample, noise)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        ema.step(model.parameters())
+    return model, step
+
+
+def ours_step_fn(cfg: dict, shape: tuple):
+    torch.manual_seed(0)
+    model = ConditionalUNet(**cfg)
+    schedule = DiffusionSchedule.make("cosine", 1000)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ema = EMA(model, 0.9999)
+    x0 = torch.randn(shape)
+    g = torch.Generator().manual_seed(0)
+
+    def step():
+        loss = diffusion_loss(model, schedule, x0, {}, "v_prediction", g, forward=lambda m, x, t, c: m(x, t))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        ema.update(model)
+    return model, step
+
+
+def sampling_ms(model: ConditionalUNet, shape: tuple, quick: bool) -> dict:
+    """Wall ms per image for our DDPM / DDIM loops and diffusers' DPM-Solver++ on the given (untrained) model."""
+    schedule = DiffusionSchedule.make("cosine", 1000)
+    f = lambda x, t: model(x, t)  # noqa: E731
+    g = torch.Generator().manual_seed(0)
+    runs = {"ddpm": (sample_ddpm, dict(steps=100 if quick else 1000)),
+            "ddim": (sample_ddim, dict(steps=50)),
+            "dpm++": (sample_diffusers, dict(scheduler="dpm++", steps=20))}
+    out = {}
+    with torch.inference_mode():
+        for name, (fn, kw) in runs.items():
+            t0 = time.perf_counter()
+            fn(f, shape, schedule, generator=g, prediction_type="v_prediction", **kw)
+            out[name] = {"steps": kw["steps"], "ms_per_image": 1000 * (time.perf_counter() - t0) / shape[0]}
+    return out
+
+
+def run(quick: bool) -> dict:
+    torch.set_num_threads(os.cpu_count() or 1)
+    res, batch = (64, 32) if not quick else (64, 8)
+    n = 3 if quick else 10
+    report = {"machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                          "platform": platform.platform(), "load_avg_before": os.getloadavg()},
+              "quick": quick, "resolution": res, "batch": batch}
+    report["matmul_gflops"] = matmul_gflops(seconds=1.0 if quick else 3.0)
+
+    d_model, d_step = diffusers_step_fn(batch, res)
+    o_model, o_step = ours_step_fn(OURS_UNET_2D, (batch, 3, res, res))
+    report["params"] = {"diffusers": params(d_model), "ours": params(o_model)}
+    flops = {"diffusers": count_flops(d_step), "ours": count_flops(o_step)}
+    # interleave the two timings so a background load hits both alike
+    secs = {"diffusers": [], "ours": []}
+    for _ in range(1 if quick else 3):
+        secs["diffusers"].append(time_steps(d_step, n))
+        secs["ours"].append(time_steps(o_step, n))
+    best = {k: min(v) for k, v in secs.items()}
+    report["train_step_s"] = best
+    report["train_img_per_s"] = {k: batch / v for k, v in best.items()}
+    report["train_speedup_vs_diffusers"] = best["diffusers"] / best["ours"]
+    report["train_gflop_per_step"] = {k: v / 1e9 for k, v in flops.items()}
+    report["train_gflops_diffusers"] = flops["diffusers"] / best["diffusers"] / 1e9
+    report["train_gflops_ours"] = flops["ours"] / best["ours"] / 1e9
+    report["train_utilisation"] = report["train_gflops_ours"] / report["matmul_gflops"]
+    report["train_utilisation_diffusers"] = report["train_gflops_diffusers"] / report["matmul_gflops"]
+
+    seq = (batch, OURS_UNET_1D["in_channels"], 150)
+    m1, s1 = ours_step_fn(OURS_UNET_1D, seq)
+    f1 = count_flops(s1)
+    t1 = time_steps(s1, n)
+    report["train_1d"] = {"params": params(m1), "shape": list(seq), "seq_per_s": batch / t1,
+                          "gflops": f1 / t1 / 1e9, "utilisation": f1 / t1 / 1e9 / report["matmul_gflops"]}
+    report["sampling_2d"] = sampling_ms(o_model.eval(), (4, 3, res, res), quick)
+    report["machine"]["load_avg_after"] = os.getloadavg()
+    return report
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small batch, few repetitions (< 1 minute)")
+    p.add_argument("--json", default="reports/bench_backbone.json", help="where to write the report")
+    args = p.parse_args(argv)
+    report = run(args.quick)
+    report["command"] = "python -m gen.bench" + (" --quick" if args.quick else "") + f" --json {args.json}"
+    d = os.path.dirname(os.path.abspath(args.json))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(report, f, indent=2)
+    os.replace(tmp, args.json)
+    keys = ["train_img_per_s", "train_speedup_vs_diffusers", "train_gflops_ours", "matmul_gflops", "train_utilisation"]
+    print(json.dumps({k: report[k] for k in keys}, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()
