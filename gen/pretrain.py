@@ -37,9 +37,9 @@ DEFAULTS = dict(
     diffusion=dict(DIFFUSION_DEFAULTS),
     train=dict(TRAIN_DEFAULTS),
     data=dict(
-        source="shapes2d",         # shapes2d | curves1d
+        source="shapes2d",         # shapes2d | curves1d | faces | glyphs | union2d (faces + glyphs) | dance
         size=32,                   # image side (2D) or sequence length (1D)
-        num_samples=20000,         # procedural samples in the training set
+        num_samples=20000,         # procedural samples (shapes, curves, faces) in the training set
         num_classes=4,             # classes in the procedural set
         class_conditional=False,   # train a label-conditional model (with dropout `label_dropout`) instead
         label_dropout=0.1,         # classifier-free guidance: P(label → learned null)
@@ -47,12 +47,50 @@ DEFAULTS = dict(
 )
 
 
+class _AsX(torch.utils.data.Dataset):
+    """View a task data set as backbone items {"x": (C, *S)}: take `key`, replicate 1 channel to `channels`."""
+
+    def __init__(self, ds, key: str, channels: int):
+        self.ds, self.key, self.channels = ds, key, channels
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> dict:
+        x = self.ds[i][self.key]
+        if x.shape[0] != self.channels:
+            x = x.expand(self.channels, *x.shape[1:])
+        return {"x": x, "label": 0}
+
+
+SOURCES = ("shapes2d", "curves1d", "faces", "glyphs", "union2d", "dance")
+
+
 def build_dataset(data: dict, model_cfg: dict):
-    if data["source"] == "shapes2d":
+    """The training set for `data.source`. Task sources (faces, glyphs, dance) are unlabelled: use them unconditionally.
+
+    union2d = the 2D tasks' training data together (procedural faces RGB + calligraphy glyphs replicated to RGB), at
+    data.size — the backbone the attribute and calligraphy tasks fine-tune from.
+    """
+    src = data["source"]
+    if src == "shapes2d":
         return Shapes2D(data["num_samples"], data["size"], data["num_classes"], seed=0)
-    if data["source"] == "curves1d":
+    if src == "curves1d":
         return Curves1D(data["num_samples"], model_cfg["in_channels"], data["size"], data["num_classes"], seed=0)
-    raise ValueError(f"unknown data.source {data['source']!r}; accepted: shapes2d, curves1d")
+    parts = []
+    if src in ("faces", "union2d"):
+        from tasks.attributes.faces import FaceDataset
+        parts.append(_AsX(FaceDataset(data["num_samples"], seed=0, size=data["size"], split="train", cache=True),
+                          "image", model_cfg["in_channels"]))
+    if src in ("glyphs", "union2d"):
+        from tasks.calligraphy.data import GlyphDataset
+        parts.append(_AsX(GlyphDataset("train", size=data["size"]), "image", model_cfg["in_channels"]))
+    if src == "dance":
+        from tasks.dance.data import DanceWindows
+        parts.append(_AsX(DanceWindows(split="train"), "x", model_cfg["in_channels"]))
+    if not parts:
+        raise ValueError(f"unknown data.source {src!r}; accepted: {SOURCES}")
+    return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
 
 
 def build_task(cfg: dict) -> TrainTask:

@@ -285,7 +285,8 @@ def train(task: TrainTask, train_cfg: Mapping, diffusion_cfg: Mapping, resume: b
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg), last_epoch=step - 1)
         acc.print(f"resumed from {ckpt} at step {step}")
 
-    model, opt, sched = acc.prepare(model, opt, sched)
+    # the LR schedule is stepped by hand once per optimizer step (accelerate's wrapper would step it once per process)
+    model, opt = acc.prepare(model, opt)
     sampler = StepBatches(len(task.dataset), cfg["batch_size"], cfg["seed"], acc.process_index, acc.num_processes,
                           start=step * cfg["grad_accum"])
     loader = torch.utils.data.DataLoader(task.dataset, batch_sampler=sampler, num_workers=cfg["num_workers"])
@@ -313,8 +314,8 @@ def train(task: TrainTask, train_cfg: Mapping, diffusion_cfg: Mapping, resume: b
                 if acc.sync_gradients and cfg["max_grad_norm"] > 0:
                     acc.clip_grad_norm_(model.parameters(), cfg["max_grad_norm"])
                 opt.step()
-                sched.step()
                 opt.zero_grad(set_to_none=True)
+        sched.step()
         step += 1
         if ema is not None:
             ema.update(acc.unwrap_model(model))

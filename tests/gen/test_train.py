@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from gen import pretrain
 from gen.train import latest_checkpoint
 
-TINY = ["model.base_channels=16", "model.channel_mult=[1,2]", "model.layers_per_block=1", "model.attention_levels=[1]",
+TINY = ["data.source=shapes2d", "model.base_channels=16", "model.channel_mult=[1,2]", "model.layers_per_block=1", "model.attention_levels=[1]",
         "model.head_dim=8", "data.size=16", "data.num_samples=64", "train.batch_size=8", "train.warmup_steps=2",
         "train.log_every=1", "diffusion.T=50", "train.threads=1"]
 
