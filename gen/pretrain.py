@@ -87,7 +87,9 @@ def build_dataset(data: dict, model_cfg: dict):
         parts.append(_AsX(GlyphDataset("train", size=data["size"]), "image", model_cfg["in_channels"]))
     if src == "dance":
         from tasks.dance.data import DanceWindows
-        parts.append(_AsX(DanceWindows(split="train"), "x", model_cfg["in_channels"]))
+        # the same songs and windows as configs/dance.yaml's defaults
+        parts.append(_AsX(DanceWindows(split="train", num_songs=128, seconds=12.0, stride=10), "x",
+                          model_cfg["in_channels"]))
     if not parts:
         raise ValueError(f"unknown data.source {src!r}; accepted: {SOURCES}")
     return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)

@@ -1,0 +1,125 @@
+"""Training windows for music-to-dance: synthetic (music, dance) songs cut into 5 s windows of 150 frames at 30 FPS.
+
+Each song comes from `tasks.dance.synth.make_pair(seed, seconds)`; its music features are computed on the synthesised
+audio with `tasks.dance.audio.audio_features` (EDGE's 35-d features, frame i = time i/30 s, the same instant as motion
+frame i). One song is cached as ``<cache_dir>/song_<seed>_<seconds>s.npz`` (written atomically, read with
+``allow_pickle=False``):
+
+    motion (T, 151) float32   [contacts 4 | root translation 3 | 24 × 6D rotations 144]  (skeleton.pack_motion)
+    music  (T, 35)  float32   audio features
+    joints (T, 24, 3)         FK positions (for metrics)
+    beats  (B,)               music beat times from the synthesiser, seconds
+    genre  ()       int64     index into synth.GENRES
+    bpm    ()       float64
+
+Motion representation: the 151-d EDGE vector with the *absolute* root translation (synthetic dancers stay in place;
+EDGE does the same on AIST++), normalised per dimension by `motion_stats()` (a floor on σ keeps constant dimensions at
+0). Training songs use seeds 0 … num_songs−1; held-out songs use the fixed `HELDOUT_SEEDS` (never used for training).
+
+    python -c "from tasks.dance.data import DanceWindows; d = DanceWindows(num_songs=4); print(len(d), d[0]['x'].shape)"
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import torch
+
+from . import skeleton as sk
+from .audio import FEATURE_DIM, audio_features
+from .synth import GENRES, make_pair
+
+WINDOW = 150  # frames per training window (5 s at 30 FPS)
+FPS = 30
+HELDOUT_SEEDS = tuple(range(900_000, 900_064))  # evaluation songs; training seeds are 0 … num_songs−1
+DEFAULT_CACHE = os.path.join("data", "cache", "dance")
+STD_FLOOR = 1e-2  # σ used for (near-)constant dimensions, so they normalise to 0 instead of blowing up
+
+
+def _atomic_npz(path: str, **arrays) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_song(seed: int, seconds: float, cache_dir: str = DEFAULT_CACHE) -> dict:
+    """One synthetic song as arrays (see module docstring), built and cached on first use."""
+    path = os.path.join(cache_dir, f"song_{int(seed)}_{seconds:g}s.npz")
+    if not os.path.exists(path):
+        pair = make_pair(int(seed), float(seconds))
+        song, dance = pair["song"], pair["dance"]
+        music = audio_features(song["audio"], song["sr"], name=f"synth seed {seed}")
+        motion = sk.pack_motion(dance["contacts"], dance["root_pos"], dance["rotations"]).astype(np.float32)
+        n = min(len(music), len(motion))
+        _atomic_npz(path, motion=motion[:n], music=music[:n].astype(np.float32), joints=dance["joints"][:n],
+                    beats=np.asarray(song["beat_times"], np.float64), genre=np.int64(GENRES.index(song["genre"])),
+                    bpm=np.float64(song["bpm"]))
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def song_seeds(split: str, num_songs: int) -> list[int]:
+    if split == "train":
+        return list(range(num_songs))
+    if split in ("heldout", "test"):
+        if num_songs > len(HELDOUT_SEEDS):
+            raise ValueError(f"at most {len(HELDOUT_SEEDS)} held-out songs, got num_songs={num_songs}")
+        return list(HELDOUT_SEEDS[:num_songs])
+    raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+
+
+def motion_stats(num_songs: int = 64, seconds: float = 12.0, cache_dir: str = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension (mean (151,), std (151,)) of the training motion, std floored at `STD_FLOOR`."""
+    m = np.concatenate([load_song(s, seconds, cache_dir)["motion"] for s in song_seeds("train", num_songs)])
+    return m.mean(0).astype(np.float32), np.maximum(m.std(0), STD_FLOOR).astype(np.float32)
+
+
+def music_stats(num_songs: int = 64, seconds: float = 12.0, cache_dir: str = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature (mean (35,), std (35,)) of the training music features (MFCCs span hundreds; one-hots 0/1)."""
+    f = np.concatenate([load_song(s, seconds, cache_dir)["music"] for s in song_seeds("train", num_songs)])
+    return f.mean(0).astype(np.float32), np.maximum(f.std(0), STD_FLOOR).astype(np.float32)
+
+
+class DanceWindows(torch.utils.data.Dataset):
+    """150-frame windows of synthetic songs, cut with `stride`.
+
+    Items: {"x": (151, 150) normalised motion, "music": (35, 150) raw features, "genre": int64 scalar}. The model
+    normalises music itself (its buffers), so the same raw features go in at generation time.
+    stats: (mean, std) for the motion; default `motion_stats` over the same songs.
+    """
+
+    def __init__(self, split: str = "train", num_songs: int = 64, seconds: float = 12.0, stride: int = 10,
+                 cache_dir: str = DEFAULT_CACHE, stats: tuple[np.ndarray, np.ndarray] | None = None,
+                 window: int = WINDOW):
+        if seconds * FPS + 1 < window:
+            raise ValueError(f"songs of {seconds} s have fewer than window={window} frames; need ≥ {window / FPS:.1f} s")
+        if stride < 1:
+            raise ValueError(f"stride must be ≥ 1, got {stride}")
+        self.window = window
+        songs = [load_song(s, seconds, cache_dir) for s in song_seeds(split, num_songs)]
+        if stats is None:
+            m = np.concatenate([s["motion"] for s in songs])
+            stats = (m.mean(0), np.maximum(m.std(0), STD_FLOOR))
+        self.mean, self.std = (np.asarray(a, np.float32) for a in stats)
+        self.motion = [torch.from_numpy((s["motion"] - self.mean) / self.std).T.contiguous() for s in songs]  # (151, T)
+        self.music = [torch.from_numpy(s["music"]).T.contiguous() for s in songs]  # (35, T)
+        self.genre = [int(s["genre"]) for s in songs]
+        self.index = [(i, a) for i, s in enumerate(songs) for a in range(0, len(s["motion"]) - window + 1, stride)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k: int) -> dict:
+        i, a = self.index[k]
+        x = self.motion[i][:, a:a + self.window]
+        music = self.music[i][:, a:a + self.window]
+        assert x.shape == (sk.MOTION_DIM, self.window) and music.shape == (FEATURE_DIM, self.window)
+        return {"x": x, "music": music, "genre": torch.tensor(self.genre[i], dtype=torch.long)}

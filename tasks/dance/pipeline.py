@@ -1,0 +1,263 @@
+"""Music → dance generation: long-form windowed sampling, masked editing, and the file outputs.
+
+    from tasks.dance.pipeline import DancePipeline
+    pipe = DancePipeline.from_pretrained("checkpoints/dance")
+    res = pipe("song.mp3", seconds=30, seed=0)              # dict: motion (N, 151), root_pos, rotations, joints, …
+    pipe.save(res, out="dance.mp4", bvh="dance.bvh", npz="dance.npz")
+
+Long-form (EDGE, Tseng et al. 2023): windows of W = 150 frames with hop W/2; window k's first half is held to window
+k−1's second half during sampling with the samplers' ``known=(x0, mask)`` replacement, so the stitched sequence is
+continuous by construction (the held frames equal the previous window's frames exactly) and any music length works.
+The last window is padded (music edge-replicated) and cropped.
+
+Editing uses the same mechanism with user masks over the whole sequence (N, 151): 1 = keep the given motion there.
+`joint_mask` selects channels of joints (e.g. `LOWER_BODY`: keep the given legs, generate the upper body),
+`frame_mask` selects frames (in-betweening between given poses).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from gen.guidance import guided_model
+from gen.sampling import sample_ddim, sample_ddpm, sample_diffusers
+from gen.schedule import DiffusionSchedule
+
+from . import skeleton as sk
+from .audio import FEATURE_DIM, SR, audio_features, load_audio
+from .model import DanceModel
+
+WINDOW = 150
+FPS = 30
+LOWER_BODY = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_foot",
+              "right_foot")
+UPPER_BODY = tuple(n for n in sk.JOINT_NAMES if n not in LOWER_BODY)
+OUTPUT_EXTS = {"out": (".mp4", ".gif"), "gif": (".gif",), "bvh": (".bvh",), "npz": (".npz",), "pkl": (".pkl",)}
+
+
+# ---- masks ----------------------------------------------------------------------------------------------------------
+def joint_mask(joints, root: bool = False, contacts: bool = False) -> np.ndarray:
+    """(151,) bool selecting the 6D channels of `joints` (names or indices), plus the root translation / contacts."""
+    m = np.zeros(sk.MOTION_DIM, dtype=bool)
+    for j in joints:
+        if isinstance(j, str):
+            if j not in sk.JOINT_NAMES:
+                raise ValueError(f"unknown joint {j!r}; accepted: {sk.JOINT_NAMES}")
+            j = sk.JOINT_NAMES.index(j)
+        if not 0 <= int(j) < sk.NUM_JOINTS:
+            raise ValueError(f"joint index must be in [0, {sk.NUM_JOINTS}), got {j}")
+        m[7 + 6 * int(j): 13 + 6 * int(j)] = True
+    m[4:7] |= root
+    m[:4] |= contacts
+    return m
+
+
+def frame_mask(num_frames: int, keep) -> np.ndarray:
+    """(N, 151) bool: True on the frames in `keep` (ints or (start, stop) ranges), e.g. in-betweening key poses."""
+    m = np.zeros((num_frames, sk.MOTION_DIM), dtype=bool)
+    for k in keep:
+        a, b = (k, k + 1) if np.isscalar(k) else k
+        if not 0 <= a < b <= num_frames:
+            raise ValueError(f"frame range {k} is outside [0, {num_frames})")
+        m[a:b] = True
+    return m
+
+
+# ---- the pipeline ---------------------------------------------------------------------------------------------------
+class DancePipeline:
+    """A `DanceModel` plus its diffusion schedule and sampler settings."""
+
+    def __init__(self, model: DanceModel, steps: int = 20, scheduler: str = "ddim", guidance: float = 2.0,
+                 clip_x0: float = 10.0):
+        self.model = model.eval()
+        cfg = model.config
+        self.schedule = DiffusionSchedule.make(cfg.schedule, cfg.T)
+        self.steps, self.scheduler, self.guidance, self.clip_x0 = steps, scheduler, guidance, clip_x0
+
+    def _clipped(self, fn):
+        """Static thresholding of x̂_0 (DDPM's clip_denoised; Saharia et al. 2022) expressed back as ε:
+        x̂_0 = (x_t − √(1−ᾱ_t) ε)/√ᾱ_t clamped to ±clip_x0 (normalised units; training data lie within ±10), then
+        ε' = (x_t − √ᾱ_t x̂_0)/√(1−ᾱ_t). Needed near t = T−1 of the cosine schedule, where 1/√ᾱ_t ~ 10⁴ amplifies
+        any ε error. Only for ε-prediction models (v / x_0 predictions do not divide by √ᾱ_t)."""
+        if not self.clip_x0 or self.model.config.prediction_type != "epsilon":
+            return fn
+        alpha_bar = self.schedule.alpha_bar
+
+        def f(x, t):
+            eps = fn(x, t)
+            ab = alpha_bar[t.round().long().cpu()].to(x.device, x.dtype).view(-1, *[1] * (x.ndim - 1))
+            x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-self.clip_x0, self.clip_x0)
+            return (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+        return f
+
+    @classmethod
+    def from_pretrained(cls, folder: str, **kw) -> "DancePipeline":
+        if not os.path.isfile(os.path.join(folder, "config.json")):
+            raise ValueError(f"no dance model at {folder!r} (expected a save_pretrained folder with config.json); "
+                             f"train one with tasks/dance/train.py or pass --model")
+        return cls(DanceModel.from_pretrained(folder), **kw)
+
+    # -- sampling -------------------------------------------------------------------------------------------------
+    def _sampler(self, fn, shape, generator, known, steps, scheduler):
+        pt = self.model.config.prediction_type
+        if scheduler == "ddim":  # our own DDIM loop (η = 0); every other name but "ancestral" goes through diffusers
+            return sample_ddim(fn, shape, self.schedule, steps=steps, generator=generator, known=known,
+                               prediction_type=pt)
+        if scheduler == "ancestral":
+            return sample_ddpm(fn, shape, self.schedule, steps=steps, generator=generator, known=known,
+                               prediction_type=pt)
+        return sample_diffusers(fn, shape, self.schedule, scheduler=scheduler, steps=steps, generator=generator,
+                                known=known, prediction_type=pt)
+
+    def sample_motion(self, music: np.ndarray, *, seed: int = 0, steps: int | None = None,
+                      scheduler: str | None = None, guidance: float | None = None, genre: int | None = None,
+                      known: np.ndarray | None = None, mask: np.ndarray | None = None, window: int = WINDOW,
+                      ) -> np.ndarray:
+        """Motion (N, 151) (unnormalised) for music features (N, 35), long-form over windows of `window` frames.
+
+        known (N, 151) / mask (N, 151) bool: keep `known` where mask is True (editing). guidance: classifier-free
+        guidance weight w in ε = ε_∅ + w (ε_music − ε_∅) (1 = plain conditional)."""
+        steps, scheduler = steps or self.steps, scheduler or self.scheduler
+        guidance = self.guidance if guidance is None else guidance
+        music = np.asarray(music, dtype=np.float32)
+        if music.ndim != 2 or music.shape[1] != FEATURE_DIM or len(music) < 2:
+            raise ValueError(f"music features must be (N ≥ 2, {FEATURE_DIM}), got {music.shape}")
+        n, hop = len(music), window // 2
+        n_win = 1 + max(0, -(-(n - window) // hop))  # windows at 0, hop, 2·hop, … covering n frames
+        total = (n_win - 1) * hop + window
+        pad = lambda a: np.concatenate([a, np.repeat(a[-1:], total - len(a), 0)]) if total > len(a) else a  # noqa
+        dev = self.model.device
+        music_t = torch.from_numpy(pad(music)).T.to(dev)  # (35, total)
+        known_t = torch.zeros(sk.MOTION_DIM, total, device=dev)
+        mask_t = torch.zeros(sk.MOTION_DIM, total, device=dev)
+        if mask is not None:
+            if known is None or np.shape(known) != (n, sk.MOTION_DIM) or np.shape(mask) != (n, sk.MOTION_DIM):
+                raise ValueError(f"editing needs known and mask of shape ({n}, {sk.MOTION_DIM}); got "
+                                 f"{None if known is None else np.shape(known)} and {np.shape(mask)}")
+            known_n = self.model.normalize(torch.as_tensor(np.asarray(known, np.float32)).T.to(dev))
+            known_t[:, :n] = known_n
+            mask_t[:, :n] = torch.as_tensor(np.asarray(mask, dtype=np.float32)).T
+        out = torch.zeros(sk.MOTION_DIM, total, device=dev)  # normalised motion, (151, total)
+        g = torch.Generator().manual_seed(int(seed))
+        with torch.no_grad():
+            for k in range(n_win):
+                a = k * hop
+                c = music_t[None, :, a:a + window]  # (1, 35, W)
+                kn, mk = known_t[:, a:a + window].clone(), mask_t[:, a:a + window].clone()
+                if k > 0:  # hold the first half to the previous window's second half
+                    kn[:, :window - hop], mk[:, :window - hop] = out[:, a:a + window - hop], 1.0
+                fn = self._clipped(guided_model(self.model, self.model.term(c, genre, guidance), DanceModel.null_cond(c)))
+                x = self._sampler(fn, (1, sk.MOTION_DIM, window), g,
+                                  (kn[None], mk[None]) if bool(mk.any()) else None, steps, scheduler)
+                out[:, a:a + window] = x[0]
+        return self.model.unnormalize(out[:, :n]).T.cpu().numpy()  # (N, 151)
+
+    # -- music in, dance out ----------------------------------------------------------------------------------------
+    def load_music(self, path, seconds: float | None = None) -> dict:
+        """Read + validate audio; returns dict(audio (n,) at 15360 Hz, features (N, 35), seconds). ValueError on bad
+        input (unreadable, silent, < 1 s, > 10 min, `seconds` longer than the music or < 1)."""
+        y = load_audio(path)
+        duration = len(y) / SR
+        if seconds is not None:
+            if not 1.0 <= seconds:
+                raise ValueError(f"seconds must be ≥ 1, got {seconds}")
+            if seconds > duration + 1e-3:
+                raise ValueError(f"seconds={seconds:g} is longer than the music ({duration:.2f} s in {os.fspath(path)!r})"
+                                 f"; pass seconds ≤ {duration:.2f} or leave it out to use the whole file")
+            y = y[: int(round(seconds * SR))]
+        feats = audio_features(y, SR, name=os.fspath(path))
+        return dict(audio=y, features=feats, seconds=len(y) / SR)
+
+    def __call__(self, music, seconds: float | None = None, *, seed: int = 0, genre: int | None = None,
+                 **sample_kw) -> dict:
+        """music: an audio path or (N, 35) features. Returns dict(motion (N, 151), contacts (N, 4) bool, root_pos (N, 3),
+        rotations (N, 24, 3, 3), joints (N, 24, 3), features (N, 35), audio (n,) or None, seconds_taken)."""
+        t0 = time.time()
+        if isinstance(music, (str, os.PathLike)):
+            m = self.load_music(music, seconds)
+            feats, audio = m["features"], m["audio"]
+        else:
+            feats, audio = np.asarray(music, np.float32), None
+            if seconds is not None:
+                feats = feats[: int(round(seconds * FPS)) + 1]
+        motion = self.sample_motion(feats, seed=seed, genre=genre, **sample_kw)
+        res = motion_to_outputs(motion)
+        res.update(features=feats, audio=audio, source=os.fspath(music) if audio is not None else None,
+                   seconds_taken=time.time() - t0)
+        return res
+
+    def edit(self, music, known_motion: np.ndarray, mask: np.ndarray, *, seed: int = 0, **sample_kw) -> dict:
+        """Masked sampling: keep `known_motion` (N, 151) where `mask` ((N, 151) or (151,) for all frames) is True."""
+        feats = self.load_music(music)["features"] if isinstance(music, (str, os.PathLike)) else np.asarray(music)
+        known_motion = np.asarray(known_motion, np.float32)
+        n = min(len(feats), len(known_motion))
+        mask = np.broadcast_to(np.asarray(mask, bool), (len(known_motion), sk.MOTION_DIM))[:n]
+        motion = self.sample_motion(feats[:n], seed=seed, known=known_motion[:n], mask=mask, **sample_kw)
+        return motion_to_outputs(motion)
+
+    # -- files ---------------------------------------------------------------------------------------------------------
+    @staticmethod
+    def save(res: dict, out: str | None = None, *, gif: str | None = None, bvh: str | None = None,
+             npz: str | None = None, pkl: str | None = None) -> list[str]:
+        """Write the requested outputs (MP4/GIF stick figure with the music, BVH, AIST++-layout NPZ / pkl).
+        All-or-nothing: everything is written to temp files next to the targets and renamed at the end."""
+        return save_outputs(res, out=out, gif=gif, bvh=bvh, npz=npz, pkl=pkl)
+
+
+def motion_to_outputs(motion: np.ndarray) -> dict:
+    """(N, 151) motion → dict(motion, contacts (N, 4) bool, root_pos (N, 3), rotations (N, 24, 3, 3), joints)."""
+    motion = np.asarray(motion, np.float32)
+    contacts, root, rot = sk.unpack_motion(motion)
+    joints = sk.forward_kinematics(root, rot)
+    return dict(motion=motion, contacts=contacts > 0.5, root_pos=root, rotations=rot, joints=joints)
+
+
+def check_output_paths(**paths) -> dict:
+    """Validate output paths (extension, existing folder) before any work is done. Returns the non-empty ones."""
+    out = {}
+    for kind, p in paths.items():
+        if not p:
+            continue
+        p = os.fspath(p)
+        if not p.lower().endswith(OUTPUT_EXTS[kind]):
+            raise ValueError(f"--{kind} {p!r}: extension must be one of {OUTPUT_EXTS[kind]}")
+        d = os.path.dirname(os.path.abspath(p))
+        if not os.path.isdir(d):
+            raise ValueError(f"--{kind} {p!r}: folder {d!r} does not exist")
+        out[kind] = p
+    return out
+
+
+def save_outputs(res: dict, **paths) -> list[str]:
+    from .bvh import write_bvh
+    from .render import render_stick_video, save_npz, save_pkl
+
+    paths = check_output_paths(**paths)
+    tmps: dict[str, str] = {}
+    try:
+        for kind, p in paths.items():
+            fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(p)[1], dir=os.path.dirname(os.path.abspath(p)),
+                                       prefix=".tmp_")
+            os.close(fd)
+            tmps[kind] = tmp
+            if kind in ("out", "gif"):
+                audio = res.get("source") if p.lower().endswith(".mp4") else None
+                render_stick_video(res["joints"], tmp, fps=FPS, audio=audio)
+            elif kind == "bvh":
+                write_bvh(tmp, res["root_pos"], res["rotations"], fps=FPS)
+            elif kind == "npz":
+                save_npz(tmp, res["root_pos"], res["rotations"], motion=res["motion"], contacts=res["contacts"],
+                         joints=res["joints"], fps=np.int64(FPS))
+            elif kind == "pkl":
+                save_pkl(tmp, res["root_pos"], res["rotations"], contacts=res["contacts"])
+        for kind, p in paths.items():
+            os.replace(tmps.pop(kind), p)
+    finally:
+        for tmp in tmps.values():
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return list(paths.values())
