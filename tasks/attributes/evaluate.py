@@ -1,0 +1,238 @@
+"""Evaluate the attribute model with a separately trained judge (tasks.attributes.classifier).
+
+    python -m tasks.attributes.evaluate --out reports/attributes_eval.json            # full (≈ 10–15 min, one core)
+    python -m tasks.attributes.evaluate --quick --out /tmp/attr_quick.json            # smoke run, < 2 min
+
+Prompts, all with the pipeline's composite algebra (each term specifies one attribute, the rest unspecified):
+
+    per_attribute_accuracy[a]   "a" and "a=off" (single tri-state terms): judge agrees with the requested value
+    all_correct.seen.k          k random attributes all on, whose set is not held out (k = 1, 2, 3)
+    all_correct.heldout.3       the 8 held-out triples (faces.HELDOUT_COMBOS) all on
+    all_correct.heldout.2       pairs inside held-out combinations (every pair occurs in train; reported for symmetry)
+    not_accuracy                "b & ~a": a absent, with ~a as the tri-state off-term (negation="off") and as a negative
+                                weight on the on-term (negation="neg"); the default of the pipeline is the better one
+    region_accuracy             "a@R_a" → a present (R_a = its region), and "~a@R_a & a@(not R_a)" → a absent: the a-term
+                                placed outside its region does not bring a back
+
+Baselines in the same run: joint conditioning (one condition with all prompt attributes) vs composed single-attribute
+terms on the main model; a model trained jointly without per-attribute dropout (--joint-model) and a model trained from
+scratch (--scratch-model), when those runs exist (commands in tasks/attributes/train.py).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+
+import torch
+
+from gen.guidance import Prompt, Term, keep_key
+from tasks.attributes.classifier import classify, load_classifier, train_classifier
+from tasks.attributes.faces import ATTRIBUTE_REGION, ATTRIBUTES, HELDOUT_COMBOS, is_heldout
+from tasks.attributes.model import GROUP
+from tasks.attributes.pipeline import AttributesPipeline, load_mask
+
+TARGETS = {"per_attribute": 0.97, "all_correct.seen.3": 0.90, "all_correct.heldout.3": 0.80, "not": 0.95, "region": 0.85}
+
+# A prompt here: a list of (attribute, on, region or None); `expect`: attribute → value the judge must report.
+
+
+def _terms(pipe: AttributesPipeline, prompt) -> Prompt:
+    out = []
+    for name, on, region in prompt:
+        t = pipe.attribute(name) if on else ~pipe.attribute(name)
+        out.append(t if region is None else t.within(region))
+    return Prompt(tuple(out))
+
+
+def generate(pipe: AttributesPipeline, prompts: list, n_per: int, args, mode: str = "composed") -> torch.Tensor:
+    """Sample n_per images for every prompt, batching prompts with the same number of resolved terms into one run.
+    Returns (len(prompts) · n_per, 3, H, W) in prompt order."""
+    built = [pipe.build(_terms(pipe, p), None, args.guidance, mode) for p in prompts]
+    out: list = [None] * len(prompts)
+    ones = torch.ones(1, 1, pipe.size, pipe.size)
+    groups: dict[int, list[int]] = {}
+    for i, b in enumerate(built):
+        groups.setdefault(len(b), []).append(i)
+    for n_terms, idx in sorted(groups.items()):
+        for chunk in [idx[j:j + max(1, args.batch // n_per)] for j in range(0, len(idx), max(1, args.batch // n_per))]:
+            terms = []
+            for k in range(n_terms):
+                ts = [built[i].terms[k] for i in chunk]
+                cond = {key: torch.cat([t.cond[key].expand(n_per, -1) for t in ts]) for key in (GROUP, keep_key(GROUP))}
+                weights = {t.weight for t in ts}
+                if len(weights) != 1:
+                    raise ValueError("batched prompts need equal term weights")
+                masked = any(t.mask is not None for t in ts)
+                mask = None if not masked else torch.cat(
+                    [(ones if t.mask is None else t.mask.reshape(1, 1, pipe.size, pipe.size)).expand(n_per, -1, -1, -1)
+                     for t in ts])
+                terms.append(Term(cond, weights.pop(), mask))
+            x = pipe.sample(Prompt(tuple(terms)), len(chunk) * n_per, args.seed, args.steps, args.scheduler)
+            for j, i in enumerate(chunk):
+                out[i] = x[j * n_per:(j + 1) * n_per]
+    return torch.cat(out)
+
+
+def judge_all_correct(judge, images: torch.Tensor, expects: list[dict], n_per: int) -> list[float]:
+    """Per prompt: fraction of its images where every expected attribute has the expected value."""
+    present = classify(judge, images)  # (N, K)
+    scores = []
+    for i, exp in enumerate(expects):
+        p = present[i * n_per:(i + 1) * n_per]
+        ok = torch.ones(n_per, dtype=torch.bool)
+        for name, value in exp.items():
+            ok &= p[:, ATTRIBUTES.index(name)] == value
+        scores.append(ok.float().mean().item())
+    return scores
+
+
+def _mean(v):
+    return float(sum(v) / len(v)) if v else float("nan")
+
+
+def _combos(k: int, heldout: bool, limit: int, rng: random.Random) -> list[tuple[str, ...]]:
+    if heldout and k == 3:
+        return [tuple(sorted(c)) for c in HELDOUT_COMBOS if len(c) == 3][:limit]
+    if heldout and k == 2:
+        pairs = sorted({tuple(sorted(p)) for c in HELDOUT_COMBOS for p in itertools.combinations(c, 2)})
+        return rng.sample(pairs, min(limit, len(pairs)))
+    pool = [c for c in itertools.combinations(ATTRIBUTES, k) if not is_heldout(c)]
+    return rng.sample(pool, min(limit, len(pool)))
+
+
+def evaluate_model(pipe: AttributesPipeline, judge, args, full: bool = True) -> dict:
+    """The metric set for one model. full=False: per-attribute and 3-attribute all-correct only (for baselines)."""
+    rng = random.Random(args.seed)
+    n = args.n_per
+    res: dict = {}
+    # 1. per-attribute: single tri-state terms, on and off
+    singles = [[(a, on, None)] for a in ATTRIBUTES for on in (True, False)]
+    imgs = generate(pipe, singles, n, args)
+    scores = judge_all_correct(judge, imgs, [{a: on} for a in ATTRIBUTES for on in (True, False)], n)
+    res["per_attribute_accuracy"] = {a: _mean(scores[2 * i:2 * i + 2]) for i, a in enumerate(ATTRIBUTES)}
+    res["per_attribute_accuracy_mean"] = _mean(list(res["per_attribute_accuracy"].values()))
+    # 2. all-correct on seen / held-out combinations, composed (default) and joint conditioning
+    res["all_correct"] = {"seen": {"1": _mean(scores[0::2])}, "heldout": {}}
+    res["joint_conditioning"] = {"seen": {}, "heldout": {}}
+    sets = [("seen", 3), ("heldout", 3)] + ([("seen", 2), ("heldout", 2)] if full else [])
+    for split, k in sets:
+        combos = _combos(k, split == "heldout", args.n_combos, rng)
+        prompts = [[(a, True, None) for a in c] for c in combos]
+        expects = [{a: True for a in c} for c in combos]
+        for mode, key in (("composed", "all_correct"), ("joint", "joint_conditioning")):
+            s = judge_all_correct(judge, generate(pipe, prompts, n, args, mode), expects, n)
+            res[key][split][str(k)] = _mean(s)
+    if not full:
+        return res
+    # 3. NOT: "b & ~a", both negation implementations
+    pairs = rng.sample([p for p in itertools.permutations(ATTRIBUTES, 2)], args.n_combos)
+    prompts = [[(b, True, None), (a, False, None)] for b, a in pairs]
+    res["not_accuracy_by_negation"] = {}
+    default = pipe.negation
+    for neg in ("off", "neg"):
+        pipe.negation = neg
+        s = judge_all_correct(judge, generate(pipe, prompts, n, args), [{a: False} for _, a in pairs], n)
+        res["not_accuracy_by_negation"][neg] = _mean(s)
+    pipe.negation = default
+    res["not_accuracy"] = res["not_accuracy_by_negation"][default]
+    # 4. regions: inside its own region → present; off inside, on outside → absent
+    inside = [[(a, True, load_mask(ATTRIBUTE_REGION[a], pipe.size))] for a in ATTRIBUTES]
+    outside = [[(a, False, load_mask(ATTRIBUTE_REGION[a], pipe.size)),
+                (a, True, 1.0 - load_mask(ATTRIBUTE_REGION[a], pipe.size))] for a in ATTRIBUTES]
+    s_in = judge_all_correct(judge, generate(pipe, inside, n, args), [{a: True} for a in ATTRIBUTES], n)
+    s_out = judge_all_correct(judge, generate(pipe, outside, n, args), [{a: False} for a in ATTRIBUTES], n)
+    res["region_accuracy"] = _mean(s_in + s_out)
+    res["region_detail"] = {"present_inside": _mean(s_in), "absent_when_only_outside": _mean(s_out)}
+    return res
+
+
+def _atomic_json(obj: dict, path: str) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, suffix=".json.tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def _model_info(path: str) -> dict:
+    import yaml
+
+    for p in (os.path.join(path, "config.yaml"),):
+        if os.path.exists(p):
+            with open(p) as f:
+                cfg = yaml.safe_load(f)
+            return {"init_from": cfg["model"].get("init_from", ""), "steps": cfg["train"]["steps"],
+                    "attribute_dropout": cfg["data"].get("attribute_dropout")}
+    return {}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="few prompts/images/steps, no baseline models (< 2 min)")
+    p.add_argument("--out", default="reports/attributes_eval.json", help="report JSON (written atomically)")
+    p.add_argument("--model", default="runs/attributes", help="the model under test (run/checkpoint/export folder)")
+    p.add_argument("--joint-model", default="runs/attributes_joint", help="baseline: no per-attribute dropout")
+    p.add_argument("--scratch-model", default="runs/attributes_scratch", help="baseline: trained from scratch")
+    p.add_argument("--classifier", default="runs/attr_classifier", help="judge folder (trained here if missing)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default 20, quick 8)")
+    p.add_argument("--scheduler", default="dpm++", help="sampler")
+    p.add_argument("--guidance", type=float, default=3.0, help="guidance scale W")
+    p.add_argument("--n-per", type=int, default=None, help="images per prompt (default 16, quick 2)")
+    p.add_argument("--n-combos", type=int, default=None, help="prompts per combination set (default 8, quick 4)")
+    p.add_argument("--batch", type=int, default=128, help="images per sampling run")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    args = p.parse_args(argv)
+    args.steps = args.steps or (8 if args.quick else 20)
+    args.n_per = args.n_per or (2 if args.quick else 16)
+    args.n_combos = args.n_combos or (4 if args.quick else 8)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.time()
+    if not os.path.exists(os.path.join(args.classifier, "classifier.safetensors")):
+        print(f"no judge at {args.classifier}; training one", file=sys.stderr)
+        train_classifier(args.classifier, steps=300 if args.quick else 600, n_train=3000 if args.quick else 8000)
+    judge, card = load_classifier(args.classifier)
+    pipe = AttributesPipeline.from_pretrained(args.model)
+    report = {"command": "python -m tasks.attributes.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "model": args.model, "model_info": _model_info(args.model),
+              "settings": {k: getattr(args, k) for k in ("steps", "scheduler", "guidance", "n_per", "n_combos", "seed")},
+              "classifier_accuracy": card["accuracy"], "classifier_heldout_accuracy": card["heldout_accuracy"],
+              "classifier_per_attribute_accuracy": card["per_attribute_accuracy"]}
+    main_res = evaluate_model(pipe, judge, args, full=True)
+    report.update(main_res)
+    better = max(("off", "neg"), key=lambda k: main_res["not_accuracy_by_negation"][k])
+    report["baselines"] = {
+        "joint_vs_composed": {"composed": main_res["all_correct"], "joint": main_res["joint_conditioning"]},
+        "negation": {**main_res["not_accuracy_by_negation"], "better": better, "pipeline_default": pipe.negation},
+    }
+    for key, path in (("joint_model_no_attribute_dropout", args.joint_model), ("from_scratch", args.scratch_model)):
+        if args.quick or not os.path.isdir(path):
+            report["baselines"][key] = {"skipped": "--quick" if args.quick else f"no run at {path}",
+                                        "command": "see tasks/attributes/train.py docstring"}
+            continue
+        res = evaluate_model(AttributesPipeline.from_pretrained(path), judge, args, full=False)
+        report["baselines"][key] = {"model": path, "model_info": _model_info(path), **res}
+    report["targets"] = {k: {"target": v} for k, v in TARGETS.items()}
+    got = {"per_attribute": min(main_res["per_attribute_accuracy"].values()),
+           "all_correct.seen.3": main_res["all_correct"]["seen"]["3"],
+           "all_correct.heldout.3": main_res["all_correct"]["heldout"]["3"],
+           "not": main_res["not_accuracy"], "region": main_res["region_accuracy"]}
+    for k, v in got.items():
+        report["targets"][k].update(value=v, met=bool(v >= TARGETS[k]))
+    report["seconds"] = time.time() - t0
+    _atomic_json(report, args.out)
+    print(json.dumps({k: report[k] for k in ("classifier_accuracy", "per_attribute_accuracy_mean", "all_correct",
+                                             "not_accuracy", "region_accuracy", "seconds")}, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

