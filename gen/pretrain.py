@@ -10,15 +10,13 @@ tasks land (data.source); until then the procedural Shapes2D / Curves1D sets sta
 """
 from __future__ import annotations
 
-import os
 import sys
 
 import torch
 
-from gen.config import load_config, train_argparser
 from gen.models import ClassConditionalModel
 from gen.toydata import Curves1D, Shapes2D
-from gen.train import DIFFUSION_DEFAULTS, TRAIN_DEFAULTS, TrainTask, seed_everything, train
+from gen.train import DIFFUSION_DEFAULTS, TRAIN_DEFAULTS, TrainTask, run_cli
 from gen.unet import ConditionalUNet
 
 DEFAULTS = dict(
@@ -114,16 +112,8 @@ def build_task(cfg: dict) -> TrainTask:
 
 
 def main(argv=None) -> dict:
-    args = train_argparser(__doc__.splitlines()[0], "configs/backbone_2d.yaml").parse_args(argv)
-    cfg = load_config(args.config, args.overrides, DEFAULTS)
-    if args.dry_run:
-        import yaml
-        print(yaml.safe_dump(cfg, sort_keys=False))
-        return cfg
-    seed_everything(cfg["train"]["seed"])
-    summary = train(build_task(cfg), cfg["train"], cfg["diffusion"], resume=args.resume)
-    print(f"done: step {summary['step']}, loss {summary['loss']:.4f}, {summary['seconds']:.0f} s -> {summary['output_dir']}")
-    return summary
+    cfg, summary = run_cli(argv, __doc__.splitlines()[0], "configs/backbone_2d.yaml", DEFAULTS, build_task)
+    return summary or cfg
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from .schedule import DiffusionSchedule, PredictionType, _extract
+from .schedule import DiffusionSchedule, PredictionType
 
 ModelFn = Callable[[Tensor, Tensor], Tensor]
 Callback = Optional[Callable[[int, int, Tensor], None]]  # (step index, num steps, x) -> None

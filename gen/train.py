@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping
 
 import torch
@@ -340,3 +340,23 @@ def train(task: TrainTask, train_cfg: Mapping, diffusion_cfg: Mapping, resume: b
     if acc.is_main_process:
         _record_timing(out, time.time() - t0, step, acc.num_processes)
     return {"step": step, "loss": loss_avg, "last_loss": last_loss, "seconds": time.time() - t0, "output_dir": out}
+
+
+def run_cli(argv, description: str, default_config: str, defaults: dict, build_task: Callable[[dict], TrainTask]):
+    """The body of every train script: parse `--config file key=value …`, print the resolved config on --dry-run
+    (and return it), else seed, build the task and train. Returns (cfg, summary or None)."""
+    from .config import load_config, train_argparser
+
+    args = train_argparser(description, default_config).parse_args(argv)
+    cfg = load_config(args.config, args.overrides, defaults)
+    if args.dry_run:
+        import yaml
+        print(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+        return cfg, None
+    if cfg["train"]["threads"]:
+        torch.set_num_threads(cfg["train"]["threads"])
+    seed_everything(cfg["train"]["seed"])
+    summary = train(build_task(cfg), cfg["train"], cfg["diffusion"], resume=args.resume)
+    print(f"done: step {summary['step']}, loss {summary['loss']:.4f}, {summary['seconds']:.0f} s -> {summary['output_dir']}")
+    return cfg, summary
+

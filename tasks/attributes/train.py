@@ -18,9 +18,8 @@ import sys
 
 import torch
 
-from gen.config import load_config, train_argparser
 from gen.guidance import keep_key
-from gen.train import DIFFUSION_DEFAULTS, TRAIN_DEFAULTS, TrainTask, seed_everything, train
+from gen.train import DIFFUSION_DEFAULTS, TRAIN_DEFAULTS, TrainTask, run_cli
 from gen.unet import ConditionalUNet
 from tasks.attributes.faces import ATTRIBUTES, FaceDataset
 from tasks.attributes.model import GROUP, AttributeModel
@@ -109,18 +108,8 @@ def build_task(cfg: dict) -> TrainTask:
 
 
 def main(argv=None) -> dict:
-    args = train_argparser(__doc__.splitlines()[0], "configs/attributes.yaml").parse_args(argv)
-    cfg = load_config(args.config, args.overrides, DEFAULTS)
-    if args.dry_run:
-        import yaml
-        print(yaml.safe_dump(cfg, sort_keys=False))
-        return cfg
-    if cfg["train"]["threads"]:
-        torch.set_num_threads(cfg["train"]["threads"])
-    seed_everything(cfg["train"]["seed"])
-    summary = train(build_task(cfg), cfg["train"], cfg["diffusion"], resume=args.resume)
-    print(f"done: step {summary['step']}, loss {summary['loss']:.4f}, {summary['seconds']:.0f} s -> {summary['output_dir']}")
-    return summary
+    cfg, summary = run_cli(argv, __doc__.splitlines()[0], "configs/attributes.yaml", DEFAULTS, build_task)
+    return summary or cfg
 
 
 if __name__ == "__main__":

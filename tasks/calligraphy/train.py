@@ -19,12 +19,10 @@ import sys
 if __package__ in (None, ""):  # run as a script (accelerate launch tasks/calligraphy/train.py)
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gen.config import load_config, train_argparser
-from gen.train import DIFFUSION_DEFAULTS, TRAIN_DEFAULTS, TrainTask, seed_everything, train
+from gen.train import DIFFUSION_DEFAULTS, TRAIN_DEFAULTS, TrainTask, run_cli
 from gen.unet import ConditionalUNet
 from tasks.calligraphy.data import DEFAULT_CACHE_DIR, build_dataset, split_characters
 from tasks.calligraphy.model import SOURCE_ID, SOURCE_REFS, SOURCE_TEXT, CalligraphyModel
@@ -183,18 +181,8 @@ def build_task(cfg: dict) -> TrainTask:
 
 
 def main(argv=None) -> dict:
-    args = train_argparser(__doc__.splitlines()[0], "configs/calligraphy.yaml").parse_args(argv)
-    cfg = load_config(args.config, args.overrides, DEFAULTS)
-    if args.dry_run:
-        import yaml
-        print(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
-        return cfg
-    if cfg["train"]["threads"]:
-        torch.set_num_threads(cfg["train"]["threads"])
-    seed_everything(cfg["train"]["seed"])
-    summary = train(build_task(cfg), cfg["train"], cfg["diffusion"], resume=args.resume)
-    print(f"done: step {summary['step']}, loss {summary['loss']:.4f}, {summary['seconds']:.0f} s -> {summary['output_dir']}")
-    return summary
+    cfg, summary = run_cli(argv, __doc__.splitlines()[0], "configs/calligraphy.yaml", DEFAULTS, build_task)
+    return summary or cfg
 
 
 if __name__ == "__main__":

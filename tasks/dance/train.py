@@ -15,10 +15,8 @@ import shutil
 import sys
 import tempfile
 
-import torch
 
-from gen.config import load_config, train_argparser
-from gen.train import DIFFUSION_DEFAULTS, TRAIN_DEFAULTS, TrainTask, latest_checkpoint, seed_everything, train
+from gen.train import DIFFUSION_DEFAULTS, TRAIN_DEFAULTS, TrainTask, latest_checkpoint, run_cli
 from gen.unet import ConditionalUNet
 
 from tasks.dance.data import DEFAULT_CACHE, DanceWindows, music_stats
@@ -116,20 +114,10 @@ def export(cfg: dict, summary: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    args = train_argparser(__doc__.splitlines()[0], "configs/dance.yaml").parse_args(argv)
-    cfg = load_config(args.config, args.overrides, DEFAULTS)
-    if args.dry_run:
-        import yaml
-        print(yaml.safe_dump(cfg, sort_keys=False))
-        return cfg
-    if cfg["train"]["threads"]:
-        torch.set_num_threads(cfg["train"]["threads"])
-    seed_everything(cfg["train"]["seed"])
-    summary = train(build_task(cfg), cfg["train"], cfg["diffusion"], resume=args.resume)
-    print(f"done: step {summary['step']}, loss {summary['loss']:.4f}, {summary['seconds']:.0f} s -> {summary['output_dir']}")
-    if cfg["export"]["dir"]:
+    cfg, summary = run_cli(argv, __doc__.splitlines()[0], "configs/dance.yaml", DEFAULTS, build_task)
+    if summary and cfg["export"]["dir"]:
         print(f"exported to {export(cfg, summary)}")
-    return summary
+    return summary or cfg
 
 
 if __name__ == "__main__":
