@@ -29,13 +29,14 @@ CKPT = os.path.join(ROOT, "checkpoints")
 # (checkpoint folder, CLI module, argv builder given the output folder)
 TASK_DEMOS = [
     ("attributes", "tasks.attributes.generate",
-     lambda o: ["--prompt", "glasses & beard & ~hat & smile@mouth", "--num", "16", "--seed", "0",
-                "--out", os.path.join(o, "attributes_grid.png")]),
+     lambda o: ["--model", os.path.join(CKPT, "attributes"), "--prompt", "glasses & beard & ~hat & smile@mouth",
+                "--num", "16", "--seed", "0", "--out", os.path.join(o, "attributes_grid.png")]),
     ("calligraphy", "tasks.calligraphy.generate",
-     lambda o: ["--text", "永和九年", "--style", "ukai", "--seed", "0", "--out", os.path.join(o, "calligraphy_work.png"),
-                "--video", os.path.join(o, "calligraphy_work.mp4")]),
+     lambda o: ["--checkpoint", os.path.join(CKPT, "calligraphy"), "--text", "永和九年", "--style", "ukai", "--seed", "0",
+                "--out", os.path.join(o, "calligraphy_work.png"), "--video", os.path.join(o, "calligraphy_work.mp4")]),
     ("dance", "tasks.dance.generate",
-     lambda o: ["--music", os.path.join(o, "demo_song.wav"), "--seconds", "10", "--seed", "0",
+     lambda o: ["--model", os.path.join(CKPT, "dance"), "--music", os.path.join(o, "demo_song.wav"), "--seconds", "10",
+                "--seed", "0",
                 "--out", os.path.join(o, "dance.mp4"), "--bvh", os.path.join(o, "dance.bvh"),
                 "--npz", os.path.join(o, "dance.npz")]),
 ]

@@ -137,7 +137,6 @@ class CalligraphyPipeline:
     def from_pretrained(cls, path: str | os.PathLike) -> "CalligraphyPipeline":
         """A folder from `save_pretrained`, a training checkpoint (…/checkpoints/step_N, EMA weights preferred), or a
         run folder (its latest checkpoint)."""
-        from gen.config import load_config  # noqa: F401  (config.yaml is plain YAML)
         import yaml
 
         p = Path(path)
