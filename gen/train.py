@@ -128,6 +128,15 @@ class EMA:
             b_ema.copy_(b)
 
 
+def make_adamw(params, **kw) -> torch.optim.AdamW:
+    """AdamW with the fused kernel (one pass over all parameters; CPU and CUDA in torch ≥ 2.4), else the foreach one."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, fused=True, **kw)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(params, **kw)
+
+
 def diffusion_loss(model: nn.Module, schedule: DiffusionSchedule, x0: Tensor, cond: dict, prediction_type: str,
                    generator: torch.Generator | None, forward: Callable | None = None) -> Tensor:
     """L_simple (DDPM eq. 14): E_{t, ε} ‖target − model(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t, c)‖², t ~ U{0..T−1}."""
@@ -261,7 +270,7 @@ def train(task: TrainTask, train_cfg: Mapping, diffusion_cfg: Mapping, resume: b
     acc = Accelerator(gradient_accumulation_steps=cfg["grad_accum"], log_with="tensorboard", project_dir=out)
     schedule = DiffusionSchedule.make(dcfg["schedule"], dcfg["T"])
     model = task.model
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    opt = make_adamw(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
     ema = EMA(model, cfg["ema_decay"]) if cfg["ema_decay"] > 0 else None
     gen = torch.Generator().manual_seed(cfg["seed"] * 7919 + acc.process_index)

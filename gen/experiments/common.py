@@ -264,6 +264,7 @@ def _atomic(path: str, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -302,7 +303,7 @@ def image_grid(ax, x: Tensor, nrow: int, title: str = "") -> None:
     x = x.clamp(-1, 1)[:, 0]
     n, h, w = x.shape
     ncol = math.ceil(n / nrow)
-    canvas = torch.full((nrow * (h + 1) - 1, ncol * (w + 1) - 1), 1.0)
+    canvas = torch.full((nrow * (h + 1) - 1, ncol * (w + 1) - 1), 0.0)  # grey separators
     for i in range(n):
         r, c = i // ncol, i % ncol
         canvas[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = x[i]

@@ -49,8 +49,10 @@ def run(ctx: Context) -> dict:
             alpha_bar_T[s].append(sched.alpha_bar[-1].item())
             for p in PREPROCESS:
                 kl[s][p].append(sched.prior_kl(data[p]).mean().item())
-    first_below = {s: {p: next((T for T, v in zip(grid, kl[s][p]) if v < THRESHOLD), None) for p in PREPROCESS}
-                   for s in SCHEDULES}
+    # the crossing on a dense grid (every 10 steps up to the largest T), not just on the plotted T values
+    dense = sorted(set(grid) | set(range(10, grid[-1] + 1, 10 if not ctx.quick else 100)))
+    first_below = {s: {p: next((T for T in dense if make_schedule(s, T).prior_kl(data[p]).mean().item() < THRESHOLD),
+                               None) for p in PREPROCESS} for s in SCHEDULES}
     results = dict(experiment="prior_gap", quick=ctx.quick, threshold_nats_per_dim=THRESHOLD, T=grid,
                    second_moment_E_x0_sq=second_moment, alpha_bar_T=alpha_bar_T, kl_per_dim=kl,
                    first_T_below_threshold=first_below,
