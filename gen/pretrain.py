@@ -14,7 +14,10 @@ import sys
 
 import torch
 
+from gen.guidance import Term, guided_model
 from gen.models import ClassConditionalModel
+from gen.sampling import sample_ddim
+from gen.schedule import DiffusionSchedule
 from gen.toydata import Curves1D, Shapes2D
 from gen.train import DIFFUSION_DEFAULTS, TRAIN_DEFAULTS, TrainTask, run_cli
 from gen.unet import ConditionalUNet
@@ -93,6 +96,26 @@ def build_dataset(data: dict, model_cfg: dict):
     return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
 
 
+def sample_grid_fn(cfg: dict, conditional: bool):
+    """TensorBoard sample grids for 2D data: 16 DDIM (20-step) samples from the EMA model; class rows if conditional."""
+    if cfg["model"]["dims"] != 2:
+        return None
+    schedule = DiffusionSchedule.make(cfg["diffusion"]["schedule"], cfg["diffusion"]["T"])
+    shape = (16, cfg["model"]["in_channels"], cfg["data"]["size"], cfg["data"]["size"])
+
+    @torch.no_grad()
+    def grid(model, step: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(0)
+        if conditional:
+            labels = torch.arange(16) % cfg["data"]["num_classes"]
+            cond = {"label": labels, "label.keep": torch.ones(16, dtype=torch.bool)}
+            f = guided_model(model, 3.0 * Term(cond), ClassConditionalModel.null_cond())
+        else:
+            f = lambda x, t: model(x, t)  # noqa: E731
+        return sample_ddim(f, shape, schedule, steps=20, generator=g, prediction_type=cfg["diffusion"]["prediction_type"])
+    return grid
+
+
 def build_task(cfg: dict) -> TrainTask:
     mcfg = {k: v for k, v in cfg["model"].items() if k != "init_from"}
     mcfg["channel_mult"], mcfg["attention_levels"] = tuple(mcfg["channel_mult"]), tuple(mcfg["attention_levels"])
@@ -105,10 +128,10 @@ def build_task(cfg: dict) -> TrainTask:
             model = ClassConditionalModel(data["num_classes"], unet_config=mcfg)
         return TrainTask(model, build_dataset(data, mcfg),
                          batch_to=lambda b: (b["x"], {"label": b["label"]}),
-                         dropout={"label": data["label_dropout"]}, config=cfg)
+                         dropout={"label": data["label_dropout"]}, sample_grid=sample_grid_fn(cfg, True), config=cfg)
     model = ConditionalUNet.from_pretrained(init) if init else ConditionalUNet(**mcfg)
     return TrainTask(model, build_dataset(data, mcfg), batch_to=lambda b: (b["x"], {}),
-                     forward=lambda m, x, t, c: m(x, t), config=cfg)
+                     forward=lambda m, x, t, c: m(x, t), sample_grid=sample_grid_fn(cfg, False), config=cfg)
 
 
 def main(argv=None) -> dict:

@@ -59,3 +59,13 @@ def test_two_process_accelerate_run_on_cpu(tmp_path):
     ck = latest_checkpoint(str(out))
     assert ck and ck.endswith("step_0000003")
     assert os.path.exists(os.path.join(ck, "model", "diffusion_pytorch_model.safetensors"))
+
+
+def test_tensorboard_gets_loss_and_sample_grids(tmp_path):
+    run(tmp_path, "train.steps=2", "train.sample_every=2", "train.ckpt_every=2")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    logs = [os.path.join(r, f) for r, _, fs in os.walk(tmp_path / "logs") for f in fs if "tfevents" in f]
+    assert logs
+    acc = EventAccumulator(os.path.dirname(logs[0]))
+    acc.Reload()
+    assert "loss" in acc.Tags()["scalars"] and "samples" in acc.Tags()["images"]
