@@ -5,6 +5,7 @@ import os
 import pytest
 import torch
 
+from gen.config import load_config
 from gen.guidance import drop_conditions
 from gen.train import latest_checkpoint
 from gen.unet import ConditionalUNet
@@ -105,8 +106,8 @@ def test_finetune_step0_equals_backbone(tmp_path):
     torch.manual_seed(0)
     backbone = randomise(ConditionalUNet(dims=2, in_channels=3, **TINY_UNET), seed=3).eval()
     backbone.save_pretrained(tmp_path / "bb")
-    cfg = attr_train.load_config("configs/attributes.yaml", [f"model.init_from={tmp_path / 'bb'}",
-                                                             "model.token_dim=16"], attr_train.DEFAULTS)
+    cfg = load_config("configs/attributes.yaml", [f"model.init_from={tmp_path / 'bb'}",
+                                                        "model.token_dim=16"], attr_train.DEFAULTS)
     model = attr_train.build_model(cfg["model"]).eval()
     assert model.unet.config.base_channels == 16  # architecture read from the backbone
     x, t = torch.randn(4, 3, 8, 8), torch.tensor([3, 20, 40, 49])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from gen.config import load_config
 from gen.unet import ConditionalUNet
 from tasks.dance import generate, train
 from tasks.dance import skeleton as sk
@@ -53,7 +54,7 @@ def test_windows(cache):
 def test_fine_tune_step0_equals_backbone(tmp_path, cache):
     backbone = _perturb(ConditionalUNet(dims=1, in_channels=151, **TINY))
     backbone.save_pretrained(tmp_path / "bb")
-    cfg = train.load_config(None, [f"model.init_from={tmp_path / 'bb'}", "data.num_songs=2", "data.seconds=6.0",
+    cfg = load_config(None, [f"model.init_from={tmp_path / 'bb'}", "data.num_songs=2", "data.seconds=6.0",
                                    f"data.cache_dir={cache}", "data.stride=30"], train.DEFAULTS)
     task = train.build_task(cfg)
     b = task.dataset[0]
