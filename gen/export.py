@@ -67,6 +67,7 @@ def export(run_dir: str, out: str, command: str, module: str | None = None, eval
     parent = os.path.dirname(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=".export-")
+    os.chmod(tmp, 0o755)
     model.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
     n_params = sum(p.numel() for p in model.parameters())
     card = [f"# {os.path.basename(out.rstrip('/'))}", "",
@@ -90,6 +91,72 @@ def export(run_dir: str, out: str, command: str, module: str | None = None, eval
     return out
 
 
+def _copy_fp16(src: str, dst: str) -> int:
+    """Copy a model folder, storing every floating-point safetensors tensor as fp16. Returns the parameter count."""
+    from safetensors.torch import load_file, save_file
+
+    n = 0
+    for root, _, files in os.walk(src):
+        rel = os.path.relpath(root, src)
+        os.makedirs(os.path.join(dst, rel), exist_ok=True)
+        for f in files:
+            a, b = os.path.join(root, f), os.path.join(dst, rel, f)
+            if f.endswith(".safetensors"):
+                t = load_file(a)
+                n += sum(v.numel() for v in t.values() if v.is_floating_point())
+                save_file({k: v.half() if v.is_floating_point() else v for k, v in t.items()}, b,
+                          metadata={"format": "pt"})
+            else:
+                shutil.copy2(a, b)
+    return n
+
+
+def ship_folder(src: str, out: str, run_dir: str, command: str, eval_json: str | None = None, notes: str = "") -> str:
+    """Ship an already exported task folder (any layout: a pipeline's save_pretrained output) as fp16 with a model
+    card: the folder's own README (if any) followed by the training command, steps, wall time, machine, config and the
+    evaluation numbers copied from `eval_json`."""
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise ValueError(f"no checkpoint under {run_dir}/checkpoints")
+    with open(os.path.join(ckpt, "trainer_state.json")) as f:
+        state = json.load(f)
+    with open(os.path.join(ckpt, "config.yaml")) as f:
+        cfg = yaml.safe_load(f)
+    timing = {}
+    if os.path.exists(os.path.join(run_dir, "timing.json")):
+        with open(os.path.join(run_dir, "timing.json")) as f:
+            timing = json.load(f)
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".ship-")
+    n = _copy_fp16(src, tmp)
+    head = ""
+    if os.path.exists(os.path.join(tmp, "README.md")):
+        with open(os.path.join(tmp, "README.md")) as f:
+            head = f.read().rstrip() + "\n\n"
+    card = [head + f"## Shipped checkpoint ({n / 1e6:.2f} M parameters, EMA weights, fp16 safetensors)", "",
+            f"- command: `{command}`", f"- steps: {state['step']}",
+            f"- wall time: {timing['seconds']:.0f} s ({timing['threads']} thread(s), {timing['processes']} process(es); the "
+            "CPU was shared with other training jobs)" if timing else "- wall time: not recorded",
+            f"- machine: {timing.get('machine', platform.machine())}, fp32 training, torch {torch.__version__}", "",
+            "### Resolved config", "", "```yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True).strip(), "```",
+            ""]
+    if eval_json:
+        with open(eval_json) as f:
+            evals = json.load(f)
+        card += ["### Evaluation", "", f"Copied from `{eval_json}` (command: `{evals.get('command', 'see the file')}`):",
+                 "", "```json", json.dumps(evals, indent=1, ensure_ascii=False)[:8000], "```", ""]
+    if notes:
+        card += ["### Notes", "", notes, ""]
+    with open(os.path.join(tmp, "README.md"), "w") as f:
+        f.write("\n".join(card))
+    os.chmod(tmp, 0o755)
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir", help="a training run folder (with checkpoints/)")
@@ -99,8 +166,13 @@ def main(argv=None):
     p.add_argument("--eval", default=None, help="evaluation JSON to copy into the card")
     p.add_argument("--notes", default="", help="free text for the card")
     p.add_argument("--which", default="ema", choices=["ema", "model"], help="EMA or raw weights")
+    p.add_argument("--folder", default=None,
+                   help="ship this already exported folder (e.g. a pipeline's save_pretrained) instead of the run's EMA")
     a = p.parse_args(argv)
-    print(export(a.run_dir, a.out, a.command, a.module, a.eval, a.notes, a.which))
+    if a.folder:
+        print(ship_folder(a.folder, a.out, a.run_dir, a.command, a.eval, a.notes))
+    else:
+        print(export(a.run_dir, a.out, a.command, a.module, a.eval, a.notes, a.which))
 
 
 if __name__ == "__main__":
