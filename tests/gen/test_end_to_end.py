@@ -5,14 +5,12 @@ analytically by the dominant FFT bin. Chance is 0.25 in both; the tests ask for 
 """
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from gen.guidance import Term, guided_model
 from gen.models import ClassConditionalModel
 from gen.sampling import sample_ddim, sample_diffusers
 from gen.schedule import DiffusionSchedule
-from gen.toydata import Curves1D, Shapes2D, dominant_frequency
+from gen.toydata import Curves1D, Shapes2D, dominant_frequency, shape_judge
 from gen.train import StepBatches, diffusion_loss, drop_conditions
 
 pytestmark = pytest.mark.slow
@@ -44,22 +42,6 @@ def sample_classes(model, shape, schedule, labels, guidance, seed=0, sampler="dd
                             prediction_type="v_prediction")
 
 
-def shape_classifier(data, steps=250):
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1, stride=2), nn.ReLU(),
-                        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
-                        nn.Linear(32, 4))
-    opt = torch.optim.Adam(net.parameters(), 3e-3)
-    x, y = data.tensors()
-    for i in range(steps):
-        idx = torch.randint(0, len(y), (64,), generator=torch.Generator().manual_seed(i))
-        loss = F.cross_entropy(net(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return net.eval()
-
-
 def test_class_conditional_2d_samples_match_their_class():
     torch.set_num_threads(2)
     s = DiffusionSchedule.make("cosine", 100)
@@ -67,7 +49,7 @@ def test_class_conditional_2d_samples_match_their_class():
     model = ClassConditionalModel(4, unet_config=dict(dims=2, in_channels=3, base_channels=32, channel_mult=(1, 2),
                                                       layers_per_block=1, attention_levels=(1,), head_dim=32))
     fit(model, data, 500, s)
-    clf = shape_classifier(Shapes2D(2048, size=16, num_classes=4, seed=1))
+    clf = shape_judge(Shapes2D(2048, size=16, num_classes=4, seed=1))
     held = Shapes2D(400, size=16, num_classes=4, seed=2).tensors()
     assert (clf(held[0]).argmax(1) == held[1]).float().mean() > 0.97  # the judge itself is reliable
     labels = torch.arange(4).repeat_interleave(16)
