@@ -81,7 +81,6 @@ def run(ctx: Context) -> dict:
     losses = fit(model, x_star.expand(64, -1, -1, -1).contiguous(), y_star.expand(64), schedule, cfg["steps"],
                  batch_size=cfg["batch_size"], prediction_type="epsilon", seed=ctx.seed, label_dropout=0.0)
     model.eval()
-    cond = {"label": y_star}
     t_eval = sorted(set(np.linspace(0, cfg["T"] - 1, 12).round().astype(int).tolist()))
     per_t = []
     with torch.no_grad():

@@ -122,7 +122,7 @@ def make_batch_to(ds: PairDataset, style_text_emb: torch.Tensor, data: dict, see
     n_prompts = style_text_emb.shape[1]
 
     def batch_to(batch):
-        x0, style, char = batch["image"], batch["style"].long(), batch["char"].long()
+        x0, style = batch["image"], batch["style"].long()
         b = x0.shape[0]
         u = torch.rand(b, generator=g)
         src = torch.full((b,), SOURCE_ID, dtype=torch.long)

@@ -3,7 +3,6 @@ its results.json is checked for the contracts the full runs rely on (closed form
 reported as not computed)."""
 import json
 import math
-import os
 
 import pytest
 import torch

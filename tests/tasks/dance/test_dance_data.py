@@ -11,7 +11,7 @@ from tasks.dance import skeleton as sk
 from tasks.dance import metrics as M
 from tasks.dance.audio import audio_features, beat_frames, load_audio, music_features
 from tasks.dance.bvh import read_bvh, write_bvh
-from tasks.dance.synth import make_dance, make_pair, make_song, write_wav
+from tasks.dance.synth import make_pair, make_song, write_wav
 
 
 @pytest.fixture(scope="module")

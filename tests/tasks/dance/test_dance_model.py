@@ -9,7 +9,6 @@ import torch
 from gen.config import load_config
 from gen.unet import ConditionalUNet
 from tasks.dance import generate, train
-from tasks.dance import skeleton as sk
 from tasks.dance.data import DanceWindows, load_song, music_stats
 from tasks.dance.model import DanceModel
 from tasks.dance.pipeline import LOWER_BODY, DancePipeline, frame_mask, joint_mask
