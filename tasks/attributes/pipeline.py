@@ -28,6 +28,7 @@ import yaml
 from torch import Tensor
 
 from gen.guidance import Prompt, Term, as_prompt, guided_model, keep_key
+from gen.io import atomic_write_text
 from gen.sampling import sample
 from gen.schedule import DiffusionSchedule
 from gen.train import latest_checkpoint
@@ -218,17 +219,7 @@ def _merge_unmasked(terms: list[Term], guidance: float) -> list[Term]:
     return [Term({GROUP: vals, keep_key(GROUP): keep}, guidance, label=label)] + [t for t in terms if t.mask is not None]
 
 
-def _atomic_write_text(path: str, text: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+_atomic_write_text = atomic_write_text
 
 
 def to_grid(images: Tensor, nrow: int | None = None) -> np.ndarray:

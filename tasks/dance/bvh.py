@@ -5,10 +5,10 @@ Root channels ``Xposition Yposition Zposition Zrotation Yrotation Xrotation``, o
 """
 from __future__ import annotations
 
-import os
-import tempfile
 
 import numpy as np
+
+from gen.io import atomic_write_text
 
 from . import skeleton as sk
 
@@ -63,16 +63,7 @@ def write_bvh(path, root_pos, rotations, fps: float = 30.0) -> None:
         vals = list(root_pos[t]) + [v for j in order for v in eul[t, j]]
         lines.append(" ".join(f"{v:.6f}" for v in vals))
     text = "\n".join(lines) + "\n"
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(suffix=".bvh", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write_text(path, text, suffix=".bvh")
 
 
 def read_bvh(path):
