@@ -14,12 +14,13 @@ Characters without stroke data get a top-to-bottom wipe and a warning.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from gen.io import atomic_path
 
 from .layout import INK, PAPER, _as_alpha, blank_canvas, paint_cell, plan_layout
 from .strokes import medians_to_pixels
@@ -333,15 +334,6 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: floa
     frames = _check_frames(frames)
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{ext}", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=f".tmp{ext}") as tmp:
         n = _write_gif(frames, tmp, fps) if ext == ".gif" else _write_mp4(frames, tmp, fps)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     return n
