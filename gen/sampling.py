@@ -6,7 +6,10 @@ Every sampler has the signature ``sampler(model, shape, schedule, *, steps, gene
 
 ``known=(x0_known, mask)`` turns any sampler into a masked (in-painting / in-betweening) sampler: after every step the
 entries where mask = 1 are replaced by the given data noised to the current level (the "replacement" method; Song et
-al. 2021, Lugmayr et al. 2022), and by the data itself at the end.
+al. 2021, Lugmayr et al. 2022), and by the data itself at the end. ``known`` may instead be a callable
+``constraint(x, renoise) -> x`` applied after every step, where ``renoise(x0)`` returns ``x0`` noised to the level of
+the current ``x`` (``x0`` itself after the last step): a general projection, e.g. tying overlapping windows of a batch
+together (EDGE's long-form sampling, `tasks.dance.pipeline`).
 """
 from __future__ import annotations
 
@@ -46,13 +49,20 @@ def _noise(shape, generator, device, dtype=torch.float32) -> Tensor:
 def _apply_known(x: Tensor, known, schedule: DiffusionSchedule, t_prev: int, generator) -> Tensor:
     if known is None:
         return x
+
+    def renoise(x0: Tensor) -> Tensor:
+        if t_prev < 0:
+            return x0
+        t = torch.full((x0.shape[0],), t_prev, dtype=torch.long, device=x0.device)
+        return schedule.q_sample(x0, t, _noise(x0.shape, generator, x0.device, x0.dtype))
+    return _constrain(x, known, renoise)
+
+
+def _constrain(x: Tensor, known, renoise: Callable[[Tensor], Tensor]) -> Tensor:
+    if callable(known):
+        return known(x, renoise)
     x0_known, mask = known
-    if t_prev < 0:
-        target = x0_known
-    else:
-        t = torch.full((x.shape[0],), t_prev, dtype=torch.long, device=x.device)
-        target = schedule.q_sample(x0_known, t, _noise(x.shape, generator, x.device, x.dtype))
-    return mask * target + (1 - mask) * x
+    return mask * renoise(x0_known) + (1 - mask) * x
 
 
 def _alpha_bars(schedule: DiffusionSchedule, t: int, t_prev: int) -> tuple[float, float]:
@@ -223,13 +233,10 @@ def sample_diffusers(model: ModelFn, shape, schedule: DiffusionSchedule, *, sche
         pred = model(x_in, t.expand(x.shape[0]).to(device))
         x = sched.step(pred, t, x, **step_kwargs).prev_sample
         if known is not None:
-            x0_known, mask = known
-            if i + 1 < len(timesteps):
-                nz = _noise(x.shape, generator, x.device, x.dtype)
-                target = sched.add_noise(x0_known, nz, timesteps[i + 1:i + 2])
-            else:
-                target = x0_known
-            x = mask * target + (1 - mask) * x
+            last = i + 1 == len(timesteps)
+            t_next = timesteps[i + 1:i + 2]
+            x = _constrain(x, known, lambda x0: x0 if last else sched.add_noise(
+                x0, _noise(x0.shape, generator, x0.device, x0.dtype), t_next))
         if callback is not None:
             callback(i, len(timesteps), x)
     return x

@@ -5,10 +5,11 @@
     res = pipe("song.mp3", seconds=30, seed=0)              # dict: motion (N, 151), root_pos, rotations, joints, …
     pipe.save(res, out="dance.mp4", bvh="dance.bvh", npz="dance.npz")
 
-Long-form (EDGE, Tseng et al. 2023): windows of W = 150 frames with hop W/2; window k's first half is held to window
-k−1's second half during sampling with the samplers' ``known=(x0, mask)`` replacement, so the stitched sequence is
-continuous by construction (the held frames equal the previous window's frames exactly) and any music length works.
-The last window is padded (music edge-replicated) and cropped.
+Long-form (EDGE, Tseng et al. 2023): windows of W = 150 frames with hop W/2, all sampled together as one batch; after
+every sampler step (and in the initial noise) window k's first half is set to window k−1's second half through the
+samplers' ``known`` constraint hook, so the windows are one trajectory: the stitched sequence is continuous by
+construction (the held frames equal the previous window's frames exactly) and any music length works at the cost of
+one batched sampling run. The last window is padded (music edge-replicated) and cropped.
 
 Editing uses the same mechanism with user masks over the whole sequence (N, 151): 1 = keep the given motion there.
 `joint_mask` selects channels of joints (e.g. `LOWER_BODY`: keep the given legs, generate the upper body),
@@ -102,16 +103,14 @@ class DancePipeline:
         return cls(DanceModel.from_pretrained(folder), **kw)
 
     # -- sampling -------------------------------------------------------------------------------------------------
-    def _sampler(self, fn, shape, generator, known, steps, scheduler):
-        pt = self.model.config.prediction_type
+    def _sampler(self, fn, shape, generator, known, steps, scheduler, x_T=None):
+        kw = dict(steps=steps, generator=generator, known=known, prediction_type=self.model.config.prediction_type,
+                  x_T=x_T)
         if scheduler == "ddim":  # our own DDIM loop (η = 0); every other name but "ancestral" goes through diffusers
-            return sample_ddim(fn, shape, self.schedule, steps=steps, generator=generator, known=known,
-                               prediction_type=pt)
+            return sample_ddim(fn, shape, self.schedule, **kw)
         if scheduler == "ancestral":
-            return sample_ddpm(fn, shape, self.schedule, steps=steps, generator=generator, known=known,
-                               prediction_type=pt)
-        return sample_diffusers(fn, shape, self.schedule, scheduler=scheduler, steps=steps, generator=generator,
-                                known=known, prediction_type=pt)
+            return sample_ddpm(fn, shape, self.schedule, **kw)
+        return sample_diffusers(fn, shape, self.schedule, scheduler=scheduler, **kw)
 
     def sample_motion(self, music: np.ndarray, *, seed: int = 0, steps: int | None = None,
                       scheduler: str | None = None, guidance: float | None = None, genre: int | None = None,
@@ -141,19 +140,33 @@ class DancePipeline:
             known_n = self.model.normalize(torch.as_tensor(np.asarray(known, np.float32)).T.to(dev))
             known_t[:, :n] = known_n
             mask_t[:, :n] = torch.as_tensor(np.asarray(mask, dtype=np.float32)).T
-        out = torch.zeros(sk.MOTION_DIM, total, device=dev)  # normalised motion, (151, total)
+        starts = [k * hop for k in range(n_win)]
+        music_w = torch.stack([music_t[:, a:a + window] for a in starts])  # (n_win, 35, W)
+        known_w = torch.stack([known_t[:, a:a + window] for a in starts])
+        mask_w = torch.stack([mask_t[:, a:a + window] for a in starts])
+        edit = bool(mask_w.any())
+        overlap = window - hop
+
+        def tie(x):  # window k's first part is window k−1's last part: one trajectory (EDGE's long-form sampling)
+            if n_win > 1:
+                x = x.clone()
+                for k in range(1, n_win):  # in order, so a chain of windows shares one value
+                    x[k, :, :overlap] = x[k - 1, :, hop:]
+            return x
+
+        def constraint(x, renoise):
+            if edit:  # the user's given motion, noised to the current level
+                x = mask_w * renoise(known_w) + (1 - mask_w) * x
+            return tie(x)
         g = torch.Generator().manual_seed(int(seed))
+        x_T = tie(torch.randn((n_win, sk.MOTION_DIM, window), generator=g))
         with torch.no_grad():
-            for k in range(n_win):
-                a = k * hop
-                c = music_t[None, :, a:a + window]  # (1, 35, W)
-                kn, mk = known_t[:, a:a + window].clone(), mask_t[:, a:a + window].clone()
-                if k > 0:  # hold the first half to the previous window's second half
-                    kn[:, :window - hop], mk[:, :window - hop] = out[:, a:a + window - hop], 1.0
-                fn = self._clipped(guided_model(self.model, self.model.term(c, genre, guidance), DanceModel.null_cond(c)))
-                x = self._sampler(fn, (1, sk.MOTION_DIM, window), g,
-                                  (kn[None], mk[None]) if bool(mk.any()) else None, steps, scheduler)
-                out[:, a:a + window] = x[0]
+            fn = self._clipped(guided_model(self.model, self.model.term(music_w, genre, guidance),
+                                            DanceModel.null_cond(music_w)))
+            x = self._sampler(fn, (n_win, sk.MOTION_DIM, window), g, constraint, steps, scheduler, x_T.to(dev))
+        out = torch.zeros(sk.MOTION_DIM, total, device=dev)  # normalised motion, (151, total)
+        for k, a in enumerate(starts):
+            out[:, a:a + window] = x[k]
         return self.model.unnormalize(out[:, :n]).T.cpu().numpy()  # (N, 151)
 
     # -- music in, dance out ----------------------------------------------------------------------------------------

@@ -95,9 +95,9 @@ def _windows_spy(pipe, monkeypatch):
     calls = []
     orig = pipe._sampler
 
-    def spy(fn, shape, g, known, steps, scheduler):
-        x = orig(fn, shape, g, known, steps, scheduler)
-        calls.append((known, x.clone()))
+    def spy(fn, shape, g, known, steps, scheduler, x_T=None):
+        x = orig(fn, shape, g, known, steps, scheduler, x_T)
+        calls.append((x_T.clone(), x.clone()))
         return x
     monkeypatch.setattr(pipe, "_sampler", spy)
     return calls
@@ -108,17 +108,23 @@ def test_long_form_length_and_stitching(pipe, cache, monkeypatch):
     calls = _windows_spy(pipe, monkeypatch)
     motion = pipe.sample_motion(music, seed=0)
     assert motion.shape == (362, 151)
-    assert len(calls) == 4  # windows at 0, 75, 150, 225 (the last one padded)
-    for (_, prev), (known, cur) in zip(calls, calls[1:]):
-        x0, mask = known
-        assert torch.equal(cur[..., :75], prev[..., 75:])  # each first half == previous second half, exactly
-        assert mask[..., :75].all() and not mask[..., 75:].any()
-    stitched = pipe.model.unnormalize(torch.cat([calls[0][1][0]] + [c[1][0, :, 75:] for c in calls[1:]], 1))
+    (x_T, x), = calls  # one batched sampling run over all windows
+    assert x.shape == (4, 151, 150)  # windows at 0, 75, 150, 225 (the last one padded)
+    for xs in (x_T, x):  # tied from the initial noise to the result: each first half == previous second half
+        assert torch.equal(xs[1:, :, :75], xs[:-1, :, 75:])
+    stitched = pipe.model.unnormalize(torch.cat([x[0]] + [w[:, 75:] for w in x[1:]], 1))
     assert np.allclose(stitched.T[:362].numpy(), motion, atol=1e-5)
     # no extra jump at window boundaries: frame-to-frame change there is like anywhere else
     d = np.abs(np.diff(pipe.model.normalize(torch.from_numpy(motion).T).T.numpy(), axis=0)).mean(1)
     boundaries = [149, 224, 299]
     assert d[boundaries].max() < 3 * np.median(d)
+
+
+def test_long_form_tie_holds_with_every_sampler(pipe, cache):
+    music = np.concatenate([load_song(s, 6.0, cache)["music"] for s in range(2)])[:200]  # 2 windows
+    for scheduler in ("ancestral", "dpm++", "euler"):
+        a = pipe.sample_motion(music, seed=1, scheduler=scheduler)
+        assert a.shape == (200, 151) and np.isfinite(a).all()
 
 
 def test_same_seed_same_output(pipe, cache):
