@@ -15,13 +15,13 @@ import argparse
 import json
 import os
 import platform
-import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from gen.io import atomic_write_json
 from gen.sampling import sample_ddim, sample_ddpm, sample_diffusers
 from gen.schedule import DiffusionSchedule
 from gen.train import EMA, diffusion_loss, make_adamw
@@ -177,10 +177,7 @@ def main(argv=None):
     report["command"] = "python -m gen.bench" + (" --quick" if args.quick else "") + f" --json {args.json}"
     d = os.path.dirname(os.path.abspath(args.json))
     os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=2)
-    os.replace(tmp, args.json)
+    atomic_write_json(args.json, report, newline=False)
     keys = ["train_img_per_s", "train_speedup_vs_diffusers", "train_gflops_ours", "matmul_gflops", "train_utilisation"]
     print(json.dumps({k: report[k] for k in keys}, indent=2))
     return report

@@ -11,10 +11,11 @@ import argparse
 import copy
 import os
 import re
-import tempfile
 from typing import Any
 
 import yaml
+
+from .io import atomic_path
 
 
 def _merge(base: dict, new: dict, path: str = "") -> dict:
@@ -88,10 +89,8 @@ def save_yaml(cfg: dict, path: str) -> None:
     """Write atomically (temp file in the same folder, then rename)."""
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
         yaml.safe_dump(cfg, f, sort_keys=False, allow_unicode=True)
-    os.replace(tmp, path)
 
 
 def train_argparser(description: str, default_config: str) -> argparse.ArgumentParser:

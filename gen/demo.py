@@ -19,6 +19,7 @@ import torch
 
 from gen.export import load_shipped
 from gen.guidance import guided_model
+from gen.io import atomic_path
 from gen.models import ClassConditionalModel
 from gen.sampling import sample_diffusers
 from gen.schedule import DiffusionSchedule
@@ -45,9 +46,8 @@ TASK_DEMOS = [
 def save_grid(x: torch.Tensor, path: str, nrow: int) -> None:
     import torchvision
 
-    tmp = path + ".tmp.png"
-    torchvision.utils.save_image((x.clamp(-1, 1) + 1) / 2, tmp, nrow=nrow, padding=1)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".tmp.png") as tmp:  # torchvision/PIL pick the format from the extension
+        torchvision.utils.save_image((x.clamp(-1, 1) + 1) / 2, tmp, nrow=nrow, padding=1)
 
 
 def backbone_demo(out: str, seed: int = 0) -> str:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 
 import torch
 
 from gen.export import load_shipped
 from gen.guidance import Term, guided_model
+from gen.io import atomic_write_json
 from gen.metrics import frechet_distance
 from gen.models import ClassConditionalModel
 from gen.sampling import sample_diffusers
@@ -62,11 +62,7 @@ def main(argv=None) -> dict:
     report["command"] = "python -m gen.eval_shapes " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
     d = os.path.dirname(os.path.abspath(a.out))
     os.makedirs(d, exist_ok=True)
-    fd_, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    with os.fdopen(fd_, "w") as fh:
-        json.dump(report, fh, indent=2)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, a.out)
+    atomic_write_json(a.out, report, newline=False)
     print(json.dumps(report, indent=2))
     return report
 

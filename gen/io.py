@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
-from typing import Iterator
+from typing import Any, Iterator
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str]:
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", prefix: str | None = None) -> Iterator[str]:
     """Yield a temp path next to `path`; on success it is renamed onto `path` with the usual 0666 & ~umask mode
-    (mkstemp's 0600 would otherwise leak), on any error it is removed."""
+    (mkstemp's 0600 would otherwise leak), on any error it is removed.
+
+    `suffix` (and `prefix`, default mkstemp's "tmp") name the temp file: pass the real extension where a library picks
+    the format from it (PIL, torchvision, matplotlib, np.savez which otherwise appends ".npz")."""
     path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=suffix)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=suffix, prefix=prefix)
     os.close(fd)
     try:
         yield tmp
@@ -29,3 +33,16 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str]:
 def atomic_write_text(path: str | os.PathLike, text: str, suffix: str = ".tmp") -> None:
     with atomic_path(path, suffix) as tmp, open(tmp, "w") as f:
         f.write(text)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, suffix: str = ".tmp") -> None:
+    with atomic_path(path, suffix) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, *, suffix: str = ".tmp", newline: bool = True,
+                      **json_kwargs) -> None:
+    """json.dumps(obj, indent=2, **json_kwargs) (+ "\\n" unless newline=False), written atomically.
+    Pass indent=None for json.dump's compact default."""
+    json_kwargs.setdefault("indent", 2)
+    atomic_write_text(path, json.dumps(obj, **json_kwargs) + ("\n" if newline else ""), suffix)

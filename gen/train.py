@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from .config import save_yaml
 from .guidance import drop_conditions
+from .io import atomic_write_json
 from .schedule import DiffusionSchedule
 
 TRAIN_DEFAULTS = dict(
@@ -251,9 +252,7 @@ def _record_timing(out: str, seconds: float, step: int, processes: int) -> None:
             prev = json.load(f)
     rec = {"seconds": prev.get("seconds", 0.0) + seconds, "step": step, "processes": processes,
            "threads": torch.get_num_threads(), "machine": f"{cpu_name()} ({os.cpu_count()} cores)"}
-    with open(path + ".tmp", "w") as f:
-        json.dump(rec, f)
-    os.replace(path + ".tmp", path)
+    atomic_write_json(path, rec, indent=None, newline=False)
 
 
 def train(task: TrainTask, train_cfg: Mapping, diffusion_cfg: Mapping, resume: bool = False) -> dict:

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from gen.guidance import Term, guided_model
+from gen.io import atomic_path
 from gen.metrics import frechet_distance
 from gen.models import ClassConditionalModel
 from gen.sampling import sample_ddim, sample_ddpm, sample_diffusers
@@ -259,17 +260,9 @@ def _ensure_dir(d: str) -> str:
 
 def _atomic(path: str, write) -> None:
     """write(tmp_path) into a temp file in the same folder, then os.replace: nothing half-written on error."""
-    d = _ensure_dir(os.path.dirname(os.path.abspath(path)))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=os.path.splitext(path)[1], dir=d)
-    os.close(fd)
-    try:
+    _ensure_dir(os.path.dirname(os.path.abspath(path)))
+    with atomic_path(path, suffix=os.path.splitext(path)[1], prefix=".tmp_") as tmp:  # keep the extension for savefig
         write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def write_text(path: str, text: str) -> None:

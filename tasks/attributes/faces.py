@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -40,6 +39,8 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from gen.io import atomic_path
 
 ATTRIBUTES: tuple[str, ...] = (
     "glasses",
@@ -571,15 +572,8 @@ class FaceDataset(Dataset):
         for i in range(self.n):
             images[i], attrs[i] = render_sample(self.seed, i, self.split, self.size)
         cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, images=images, attrs=attrs, attributes=np.array(ATTRIBUTES))
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(path, suffix=".npz.tmp") as tmp, open(tmp, "wb") as f:  # a file object: savez adds no ".npz"
+            np.savez(f, images=images, attrs=attrs, attributes=np.array(ATTRIBUTES))
         self._images, self._attrs = images, attrs
 
     def __len__(self) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import replace
 from typing import Mapping
 
@@ -28,7 +27,7 @@ import yaml
 from torch import Tensor
 
 from gen.guidance import Prompt, Term, as_prompt, guided_model, keep_key
-from gen.io import atomic_write_text
+from gen.io import atomic_path, atomic_write_text
 from gen.sampling import sample
 from gen.schedule import DiffusionSchedule
 from gen.train import latest_checkpoint
@@ -239,15 +238,8 @@ def save_grid(images: Tensor, path: str, nrow: int | None = None) -> str:
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     img = Image.fromarray(to_grid(images, nrow))
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".png.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, suffix=".png.tmp") as tmp, open(tmp, "wb") as f:
+        img.save(f, format="PNG")
     return path
 
 

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from gen.io import atomic_path
+
 
 class GlyphJudge(nn.Module):
     """conv(32)→conv(64)→conv(128)→GAP → 128-d features → (character logits, style logits)."""
@@ -40,10 +42,9 @@ class GlyphJudge(nn.Module):
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(tmp),
-                  metadata={"meta": json.dumps({**self.meta, **(extra or {})})})
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file({k: v.contiguous() for k, v in self.state_dict().items()}, tmp,
+                      metadata={"meta": json.dumps({**self.meta, **(extra or {})})})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "GlyphJudge":

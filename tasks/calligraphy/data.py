@@ -25,7 +25,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from gen.io import atomic_path
 
 from .styles import CONTENT_STYLE, STYLE_NAMES, Style, available_styles, get_style
 
@@ -417,20 +418,8 @@ def _cache_key(fonts: Sequence[tuple[str, str, int]], chars: Sequence[str], size
 
 def _atomic_savez(path: Path, **arrays) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path, suffix=".tmp", prefix=f".{path.name}.") as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)  # a file object: savez adds no ".npz"
 
 
 def build_dataset(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from gen.guidance import Prompt, Term, guided_model
+from gen.io import atomic_path
 from gen.sampling import SCHEDULERS, sample_diffusers
 from gen.schedule import DiffusionSchedule
 from gen.train import latest_checkpoint
@@ -101,18 +101,8 @@ def _atomic_image(image: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=f".tmp{path.suffix}", prefix=f".{path.stem}.") as tmp:  # PIL: format from extension
         Image.fromarray(image).save(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class CalligraphyPipeline:

@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from gen.io import atomic_path
+
 DEFAULT_TEXT_ENCODER = "minilm"
 MINILM_DIM = 384
 
@@ -108,7 +110,6 @@ def cached_embeddings(texts: list[str], name: str = DEFAULT_TEXT_ENCODER, weight
     emb = load_text_encoder(name, weights).encode(texts)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({"emb": emb.contiguous()}, str(tmp))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file({"emb": emb.contiguous()}, tmp)
     return emb
