@@ -1,8 +1,8 @@
-"""Train the music-to-dance model (from scratch, or fine-tuning a pretrained unconditional 1D backbone).
+"""Train the music-to-dance model (fine-tuning the pretrained unconditional 1D backbone, or from scratch).
 
-    accelerate launch tasks/dance/train.py --config configs/dance.yaml                       # CPU default
-    accelerate launch tasks/dance/train.py --config configs/dance.yaml \
-        model.init_from=runs/backbone_dance/checkpoints/step_0004000/ema                      # fine-tune a backbone
+    accelerate launch gen/pretrain.py --config configs/backbone_1d.yaml                    # the backbone, first
+    accelerate launch tasks/dance/train.py --config configs/dance.yaml                       # CPU default (fine-tune)
+    accelerate launch tasks/dance/train.py --config configs/dance.yaml model.init_from=      # from scratch
     accelerate launch tasks/dance/train.py --config configs/dance_gpu.yaml                   # GPU scale
 
 Every option has a default below; `--dry-run` prints the resolved config. With ``export.dir`` set, the final EMA
