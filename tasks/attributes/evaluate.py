@@ -26,12 +26,12 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 
 import torch
 
 from gen.guidance import Prompt, Term, keep_key
+from gen.io import atomic_write_json
 from tasks.attributes.classifier import classify, load_classifier, train_classifier
 from tasks.attributes.faces import ATTRIBUTE_REGION, ATTRIBUTES, HELDOUT_COMBOS, is_heldout
 from tasks.attributes.model import GROUP
@@ -152,25 +152,26 @@ def evaluate_model(pipe: AttributesPipeline, judge, args, full: bool = True) -> 
     return res
 
 
-def _atomic_json(obj: dict, path: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".json.tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
-
-
 def _model_info(path: str) -> dict:
+    """init_from / configured steps / dropout from the run config, and the step of the checkpoint actually loaded."""
     import yaml
 
-    for p in (os.path.join(path, "config.yaml"),):
-        if os.path.exists(p):
+    from gen.train import latest_checkpoint
+
+    ck = latest_checkpoint(path) if os.path.isdir(os.path.join(path, "checkpoints")) else path
+    info = {}
+    for d in (path, ck):
+        p = os.path.join(d or "", "config.yaml")
+        if d and os.path.exists(p):
             with open(p) as f:
                 cfg = yaml.safe_load(f)
-            return {"init_from": cfg["model"].get("init_from", ""), "steps": cfg["train"]["steps"],
+            info = {"init_from": cfg["model"].get("init_from", ""), "configured_steps": cfg["train"]["steps"],
                     "attribute_dropout": cfg["data"].get("attribute_dropout")}
-    return {}
+    state = os.path.join(ck or "", "trainer_state.json")
+    if ck and os.path.exists(state):
+        with open(state) as f:
+            info["checkpoint_step"] = json.load(f)["step"]
+    return info
 
 
 def main(argv=None) -> dict:
@@ -180,6 +181,9 @@ def main(argv=None) -> dict:
     p.add_argument("--model", default="runs/attributes", help="the model under test (run/checkpoint/export folder)")
     p.add_argument("--joint-model", default="runs/attributes_joint", help="baseline: no per-attribute dropout")
     p.add_argument("--scratch-model", default="runs/attributes_scratch", help="baseline: trained from scratch")
+    p.add_argument("--compare", action="append", default=[], metavar="NAME=PATH",
+                   help="another model for baselines.NAME (repeatable), e.g. the fine-tuned run at the scratch run's "
+                        "step count for an equal-steps comparison")
     p.add_argument("--classifier", default="runs/attr_classifier", help="judge folder (trained here if missing)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default 20, quick 8)")
     p.add_argument("--scheduler", default="dpm++", help="sampler")
@@ -213,7 +217,12 @@ def main(argv=None) -> dict:
         "joint_vs_composed": {"composed": main_res["all_correct"], "joint": main_res["joint_conditioning"]},
         "negation": {**main_res["not_accuracy_by_negation"], "better": better, "pipeline_default": pipe.negation},
     }
-    for key, path in (("joint_model_no_attribute_dropout", args.joint_model), ("from_scratch", args.scratch_model)):
+    extra = []
+    for c in args.compare:
+        if "=" not in c:
+            raise SystemExit(f"--compare expects NAME=PATH, got {c!r}")
+        extra.append(tuple(c.split("=", 1)))
+    for key, path in [("joint_model_no_attribute_dropout", args.joint_model), ("from_scratch", args.scratch_model)] + extra:
         if args.quick or not os.path.isdir(path):
             report["baselines"][key] = {"skipped": "--quick" if args.quick else f"no run at {path}",
                                         "command": "see tasks/attributes/train.py docstring"}
@@ -228,7 +237,8 @@ def main(argv=None) -> dict:
     for k, v in got.items():
         report["targets"][k].update(value=v, met=bool(v >= TARGETS[k]))
     report["seconds"] = time.time() - t0
-    _atomic_json(report, args.out)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    atomic_write_json(args.out, report, suffix=".json.tmp", newline=False)
     print(json.dumps({k: report[k] for k in ("classifier_accuracy", "per_attribute_accuracy_mean", "all_correct",
                                              "not_accuracy", "region_accuracy", "seconds")}, indent=2))
     return report

@@ -114,6 +114,17 @@ def blank_canvas(lay: WorkLayout, paper=PAPER) -> np.ndarray:
     return c
 
 
+def glyph_alphas_and_layout(glyph_images, layout, chars_per_line, gap, line_gap, margin):
+    """Glyph images → (ink alphas, the planned layout); the checks `compose_work` and the writing video share."""
+    alphas = [_as_alpha(g) for g in glyph_images]
+    if not alphas:
+        raise ValueError("no glyphs to compose")
+    shape = alphas[0].shape
+    if any(a.shape != shape for a in alphas):
+        raise ValueError(f"all glyphs must have the same size; got {sorted({a.shape for a in alphas})}")
+    return alphas, plan_layout(len(alphas), shape, layout, chars_per_line, gap, line_gap, margin)
+
+
 def compose_work(
     glyph_images: Sequence[np.ndarray],
     layout: str = "vertical",
@@ -131,13 +142,7 @@ def compose_work(
     (the order of ``glyph_images``). ``columns`` is not a separate argument:
     with the vertical layout ``chars_per_line`` is the column length.
     """
-    alphas = [_as_alpha(g) for g in glyph_images]
-    if not alphas:
-        raise ValueError("no glyphs to compose")
-    shape = alphas[0].shape
-    if any(a.shape != shape for a in alphas):
-        raise ValueError("all glyphs must have the same size")
-    lay = plan_layout(len(alphas), shape, layout, chars_per_line, gap, line_gap, margin)
+    alphas, lay = glyph_alphas_and_layout(glyph_images, layout, chars_per_line, gap, line_gap, margin)
     canvas = blank_canvas(lay, paper)
     for a, box in zip(alphas, lay.boxes):
         paint_cell(canvas, box, a, paper, ink)

@@ -22,7 +22,7 @@ import numpy as np
 
 from gen.io import atomic_path
 
-from .layout import INK, PAPER, _as_alpha, blank_canvas, paint_cell, plan_layout
+from .layout import INK, PAPER, _as_alpha, blank_canvas, glyph_alphas_and_layout, paint_cell
 from .strokes import medians_to_pixels
 
 __all__ = [
@@ -193,13 +193,7 @@ def writing_frames(
     (same layout arguments)."""
     if len(glyph_images) != len(chars):
         raise ValueError(f"{len(glyph_images)} glyphs but {len(chars)} characters")
-    alphas = [_as_alpha(g) for g in glyph_images]
-    if not alphas:
-        raise ValueError("no glyphs")
-    shape = alphas[0].shape
-    if any(a.shape != shape for a in alphas):
-        raise ValueError("all glyphs must have the same size")
-    lay = plan_layout(len(alphas), shape, layout, chars_per_line, gap, line_gap, margin)
+    alphas, lay = glyph_alphas_and_layout(glyph_images, layout, chars_per_line, gap, line_gap, margin)
     canvas = blank_canvas(lay, paper)
     frames = [canvas.copy() for _ in range(max(0, int(lead_frames)))]
     for a, ch, box in zip(alphas, chars, lay.boxes):
