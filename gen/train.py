@@ -68,6 +68,7 @@ class TrainTask:
     sample_grid: Callable[[nn.Module, int], Tensor] | None = None  # (ema model, step) → (N, 3, H, W) in [-1, 1]
     config: dict = field(default_factory=dict)            # the resolved config, saved with every checkpoint
     forward: Callable | None = None                       # (model, x_t, t, cond) → prediction; default model(x_t, t, cond)
+    aux_loss: Callable | None = None                      # (x̂_0, x_0, t) → extra loss on the model's x_0 estimate
 
 
 def seed_everything(seed: int) -> None:
@@ -139,14 +140,19 @@ def make_adamw(params, **kw) -> torch.optim.AdamW:
 
 
 def diffusion_loss(model: nn.Module, schedule: DiffusionSchedule, x0: Tensor, cond: dict, prediction_type: str,
-                   generator: torch.Generator | None, forward: Callable | None = None) -> Tensor:
-    """L_simple (DDPM eq. 14): E_{t, ε} ‖target − model(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t, c)‖², t ~ U{0..T−1}."""
+                   generator: torch.Generator | None, forward: Callable | None = None,
+                   aux_loss: Callable | None = None) -> Tensor:
+    """L_simple (DDPM eq. 14): E_{t, ε} ‖target − model(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t, c)‖², t ~ U{0..T−1};
+    plus ``aux_loss(x̂_0, x_0, t)`` on the model's x_0 estimate when given (e.g. EDGE's geometric losses)."""
     b = x0.shape[0]
     t = torch.randint(0, schedule.T, (b,), generator=generator).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator).to(x0.device)
     x_t = schedule.q_sample(x0, t, eps)
     pred = model(x_t, t, cond) if forward is None else forward(model, x_t, t, cond)
-    return F.mse_loss(pred, schedule.training_target(x0, t, eps, prediction_type))
+    loss = F.mse_loss(pred, schedule.training_target(x0, t, eps, prediction_type))
+    if aux_loss is not None:
+        loss = loss + aux_loss(schedule.split_prediction(pred, x_t, t, prediction_type)[1], x0, t)
+    return loss
 
 
 # ---- checkpoints (safetensors only; nothing is unpickled) -----------------------------------------------------------
@@ -317,7 +323,8 @@ def train(task: TrainTask, train_cfg: Mapping, diffusion_cfg: Mapping, resume: b
             cond = drop_conditions(cond, task.dropout, x0.shape[0], gen, task.elementwise, device=None)
             cond = {k: v.to(acc.device) for k, v in cond.items()}
             with acc.accumulate(model):
-                loss = diffusion_loss(model, schedule, x0, cond, dcfg["prediction_type"], gen, task.forward)
+                loss = diffusion_loss(model, schedule, x0, cond, dcfg["prediction_type"], gen, task.forward,
+                                      task.aux_loss)
                 acc.backward(loss)
                 if acc.sync_gradients and cfg["max_grad_norm"] > 0:
                     acc.clip_grad_norm_(model.parameters(), cfg["max_grad_norm"])

@@ -20,6 +20,7 @@ from gen.train import DIFFUSION_DEFAULTS, TRAIN_DEFAULTS, TrainTask, latest_chec
 from gen.unet import ConditionalUNet
 
 from tasks.dance.data import DEFAULT_CACHE, DanceWindows, music_stats
+from tasks.dance.losses import make_aux_loss
 from tasks.dance.model import DanceModel
 
 DEFAULTS = dict(
@@ -44,6 +45,11 @@ DEFAULTS = dict(
         music_dropout=0.1,         # classifier-free guidance: P(music → learned null)
         genre_dropout=0.5,         # P(genre → learned null); high, so "no genre" is the common case at generation
     ),
+    loss=dict(                     # EDGE's geometric losses on x̂_0 (tasks/dance/losses.py), weights relative to
+        velocity=0.0,              # L_simple = 1; EDGE's: velocity 4.66, fk 1.016, foot 17.2 (0 = off)
+        fk=0.0,
+        foot=0.0,
+    ),
     export=dict(
         dir="",                    # if set: the final EMA model + model card (README.md) are written here
     ),
@@ -66,7 +72,7 @@ def build_task(cfg: dict) -> TrainTask:
     if num_genres:
         dropout["genre"] = data["genre_dropout"]
     return TrainTask(model, dataset, batch_to=lambda b: (b["x"], {"music": b["music"], "genre": b["genre"]}),
-                     dropout=dropout, config=cfg)
+                     dropout=dropout, config=cfg, aux_loss=make_aux_loss(model, cfg["loss"]))
 
 
 MODEL_CARD = """# Dance model (music → SMPL dance)
