@@ -126,9 +126,9 @@ class AttributesPipeline:
         self.model.save_pretrained(path, safe_serialization=True)
         diffusion = {"schedule": self.schedule_kind,
                      "T": self.schedule.T, "prediction_type": self.prediction_type}
-        _atomic_write_text(os.path.join(path, PIPELINE_FILE), yaml.safe_dump({"diffusion": diffusion}))
+        atomic_write_text(os.path.join(path, PIPELINE_FILE), yaml.safe_dump({"diffusion": diffusion}))
         if card is not None:
-            _atomic_write_text(os.path.join(path, "README.md"), card)
+            atomic_write_text(os.path.join(path, "README.md"), card)
 
     # -- terms --------------------------------------------------------------------------------------------------------
     def attribute(self, name: str, on: bool = True, region=None) -> Term:
@@ -216,9 +216,6 @@ def _merge_unmasked(terms: list[Term], guidance: float) -> list[Term]:
         keep, vals = keep | k, torch.where(k, t.cond[GROUP], vals)
     label = " & ".join(t.label for t in plain)
     return [Term({GROUP: vals, keep_key(GROUP): keep}, guidance, label=label)] + [t for t in terms if t.mask is not None]
-
-
-_atomic_write_text = atomic_write_text
 
 
 def to_grid(images: Tensor, nrow: int | None = None) -> np.ndarray:

@@ -21,10 +21,10 @@ EDGE does the same on AIST++), normalised per dimension by `motion_stats()` (a f
 from __future__ import annotations
 
 import os
-import tempfile
-
 import numpy as np
 import torch
+
+from gen.io import atomic_path
 
 from . import skeleton as sk
 from .audio import FEATURE_DIM, audio_features
@@ -38,16 +38,9 @@ STD_FLOOR = 1e-2  # σ used for (near-)constant dimensions, so they normalise to
 
 
 def _atomic_npz(path: str, **arrays) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:  # a file object: savez adds no ".npz"
+        np.savez(f, **arrays)
 
 
 def load_song(seed: int, seconds: float, cache_dir: str = DEFAULT_CACHE) -> dict:

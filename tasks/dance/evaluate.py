@@ -19,7 +19,6 @@ warm process; the one-off librosa/numba warm-up of a fresh process is reported s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import time
 import numpy as np
 import torch
 
+from gen.io import atomic_write_json
 from tasks.dance import metrics as M
 from tasks.dance.audio import audio_features, beat_frames
 from tasks.dance.data import HELDOUT_SEEDS, load_song
@@ -135,12 +135,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report["command"] = "python -m tasks.dance.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
-    d = os.path.dirname(os.path.abspath(a.out))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=d)
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=2)
-    os.replace(tmp, a.out)
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    atomic_write_json(a.out, report, suffix=".json", newline=False)
     keys = ("bas_fact", "bas_bailando", "pfc", "fid_k", "fid_g", "div_k", "div_g")
     for name, r in [("model", report), ("ground_truth", report["ground_truth"])] + list(report["baselines"].items()) + \
             list(report.get("comparison", {}).items()):

@@ -14,10 +14,9 @@ the resulting joint positions.
 """
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
+
+from gen.io import atomic_path
 
 from . import skeleton as sk
 
@@ -341,14 +340,5 @@ def write_wav(path, audio: np.ndarray, sr: int) -> None:
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1:
         raise ValueError(f"write_wav: audio must be mono (N,), got {audio.shape}")
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".wav", dir=d)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".wav") as tmp:
         sf.write(tmp, np.clip(audio, -1, 1), int(sr), subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
