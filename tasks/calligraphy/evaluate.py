@@ -163,13 +163,16 @@ def evaluate(checkpoint: str, quick: bool = False, seed: int = 0, steps: int | N
     n = len(chars)
     char_y = torch.arange(n)
 
-    def block(images: dict, styles: list[str], real_of=lambda s: real[s]) -> dict:
+    def judged_block(images: dict, styles: list[str]) -> dict:
+        """The judge on `images` of `styles` (the Fréchet distance against the real glyphs of the same styles)."""
         x = torch.cat([images[s] for s in styles])
-        r = torch.cat([real_of(s) for s in styles])
         sy = torch.cat([torch.full((n,), all_styles.index(s)) for s in styles])
-        feats = judge_batches(judge, r * 2 - 1)[0]
-        out = metrics(x, r)
-        out.update(judged(judge, x, char_y.repeat(len(styles)), sy, feats))
+        feats = judge_batches(judge, torch.cat([real[s] for s in styles]) * 2 - 1)[0]
+        return judged(judge, x, char_y.repeat(len(styles)), sy, feats)
+
+    def block(images: dict, styles: list[str]) -> dict:
+        out = metrics(torch.cat([images[s] for s in styles]), torch.cat([real[s] for s in styles]))
+        out.update(judged_block(images, styles))
         return out
 
     report = {"checkpoint": str(checkpoint), "quick": quick, "steps": steps, "scheduler": scheduler,
@@ -180,11 +183,8 @@ def evaluate(checkpoint: str, quick: bool = False, seed: int = 0, steps: int | N
     report["per_style"] = {s: block(gen, [s]) for s in train_styles}
     # the judge on the real glyphs it was trained on: the ceiling of content / style accuracy (a style it cannot tell
     # apart on real glyphs, e.g. two near-identical Kai fonts, caps the generated style accuracy too)
-    report["real_glyphs_judged"] = {"all": judged(judge, torch.cat([real[s] for s in train_styles]), char_y.repeat(
-        len(train_styles)), torch.cat([torch.full((n,), all_styles.index(s)) for s in train_styles]),
-        judge_batches(judge, torch.cat([real[s] for s in train_styles]) * 2 - 1)[0]),
-        **{s: judged(judge, real[s], char_y, torch.full((n,), all_styles.index(s)),
-                     judge_batches(judge, real[s] * 2 - 1)[0]) for s in train_styles}}
+    report["real_glyphs_judged"] = {"all": judged_block(real, train_styles),
+                                    **{s: judged_block(real, [s]) for s in train_styles}}
     near = {s: nearest(s) for s in train_styles}
     near_l1 = {s: float(np.abs(data.images[all_styles.index(s), ci].astype(np.float32) - data.images[
         all_styles.index(near[s]), ci].astype(np.float32)).mean() / 255) for s in train_styles}
@@ -195,10 +195,11 @@ def evaluate(checkpoint: str, quick: bool = False, seed: int = 0, steps: int | N
     }
     # per style against its own nearest-style baseline: a style whose nearest neighbour is nearly the same font
     # (ukai / cwkai differ by ~0.03 mean L1) cannot be beaten on SSIM / RMSE by any generator; the rest can
+    near_metrics = {s: metrics(real[near[s]], real[s]) for s in train_styles}
     report["per_style_vs_nearest"] = {s: {"ssim": report["per_style"][s]["ssim"],
-                                          "baseline_ssim": metrics(real[near[s]], real[s])["ssim"],
+                                          "baseline_ssim": near_metrics[s]["ssim"],
                                           "rmse": report["per_style"][s]["rmse"],
-                                          "baseline_rmse": metrics(real[near[s]], real[s])["rmse"],
+                                          "baseline_rmse": near_metrics[s]["rmse"],
                                           "nearest": near[s], "nearest_l1_64px": near_l1[s]} for s in train_styles}
     # 5. few-shot: unseen styles from k = 4 references (training characters of that style)
     few = {}
