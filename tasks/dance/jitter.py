@@ -49,10 +49,11 @@ def diagnose(path: str, songs: list, ts=(50, 200, 500), seed: int = 0) -> dict:
 
 
 def _motion_stats(joints: list, songs: list) -> dict:
+    beats = [beat_frames(s["music"]) for s in songs]
     return dict(joint_acceleration=float(np.mean([np.abs(np.diff(j, 2, 0)).mean() for j in joints])),
                 pfc=float(np.mean([M.pfc(j) for j in joints])),
-                bas_fact=float(np.mean([M.bas_fact(j, beat_frames(s["music"])) for j, s in zip(joints, songs)])),
-                bas_bailando=float(np.mean([M.bas_bailando(j, beat_frames(s["music"])) for j, s in zip(joints, songs)])))
+                bas_fact=float(np.mean([M.bas_fact(j, b) for j, b in zip(joints, beats)])),
+                bas_bailando=float(np.mean([M.bas_bailando(j, b) for j, b in zip(joints, beats)])))
 
 
 def main(argv=None) -> int:
