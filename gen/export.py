@@ -50,15 +50,7 @@ def export(run_dir: str, out: str, command: str, module: str | None = None, eval
     cls = getattr(importlib.import_module(module), json.load(open(os.path.join(src, "config.json")))["_class_name"]) \
         if module else _model_class(src)
     model = cls.from_pretrained(src)
-    with open(os.path.join(ckpt, "trainer_state.json")) as f:
-        state = json.load(f)
-    with open(os.path.join(ckpt, "config.yaml")) as f:
-        cfg = yaml.safe_load(f)
-    timing = {}
-    tpath = os.path.join(run_dir, "timing.json")
-    if os.path.exists(tpath):
-        with open(tpath) as f:
-            timing = json.load(f)
+    state, cfg, timing = _run_record(run_dir, ckpt)
     evals = None
     if eval_json:
         with open(eval_json) as f:
@@ -67,7 +59,6 @@ def export(run_dir: str, out: str, command: str, module: str | None = None, eval
     parent = os.path.dirname(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=".export-")
-    os.chmod(tmp, 0o755)
     model.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
     n_params = sum(p.numel() for p in model.parameters())
     card = [f"# {os.path.basename(out.rstrip('/'))}", "",
@@ -83,8 +74,28 @@ def export(run_dir: str, out: str, command: str, module: str | None = None, eval
                  "```json", json.dumps(evals, indent=1, ensure_ascii=False)[:6000], "```", ""]
     if notes:
         card += ["## Notes", "", notes, ""]
+    return _finish(tmp, card, out)
+
+
+def _run_record(run_dir: str, ckpt: str) -> tuple[dict, dict, dict]:
+    """(trainer state, resolved config) of a checkpoint and the run's accumulated timing ({} if not recorded)."""
+    with open(os.path.join(ckpt, "trainer_state.json")) as f:
+        state = json.load(f)
+    with open(os.path.join(ckpt, "config.yaml")) as f:
+        cfg = yaml.safe_load(f)
+    timing = {}
+    tpath = os.path.join(run_dir, "timing.json")
+    if os.path.exists(tpath):
+        with open(tpath) as f:
+            timing = json.load(f)
+    return state, cfg, timing
+
+
+def _finish(tmp: str, card: list[str], out: str) -> str:
+    """Write the card into the staged folder `tmp` and move it onto `out` (replacing an older export)."""
     with open(os.path.join(tmp, "README.md"), "w") as f:
         f.write("\n".join(card))
+    os.chmod(tmp, 0o755)
     if os.path.exists(out):
         shutil.rmtree(out)
     os.replace(tmp, out)
@@ -118,14 +129,7 @@ def ship_folder(src: str, out: str, run_dir: str, command: str, eval_json: str |
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise ValueError(f"no checkpoint under {run_dir}/checkpoints")
-    with open(os.path.join(ckpt, "trainer_state.json")) as f:
-        state = json.load(f)
-    with open(os.path.join(ckpt, "config.yaml")) as f:
-        cfg = yaml.safe_load(f)
-    timing = {}
-    if os.path.exists(os.path.join(run_dir, "timing.json")):
-        with open(os.path.join(run_dir, "timing.json")) as f:
-            timing = json.load(f)
+    state, cfg, timing = _run_record(run_dir, ckpt)
     parent = os.path.dirname(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=".ship-")
@@ -148,13 +152,7 @@ def ship_folder(src: str, out: str, run_dir: str, command: str, eval_json: str |
                  "", "```json", json.dumps(evals, indent=1, ensure_ascii=False)[:8000], "```", ""]
     if notes:
         card += ["### Notes", "", notes, ""]
-    with open(os.path.join(tmp, "README.md"), "w") as f:
-        f.write("\n".join(card))
-    os.chmod(tmp, 0o755)
-    if os.path.exists(out):
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out
+    return _finish(tmp, card, out)
 
 
 def main(argv=None):
