@@ -7,7 +7,8 @@
 Sets, each scored with PFC (EDGE), BAS (FACT and Bailando variants), FID_k / FID_g and Div_k / Div_g (Bailando;
 features normalised with the ground-truth set's statistics) from `tasks.dance.metrics`:
 
-- the model: dances generated for the held-out songs (`data.HELDOUT_SEEDS`, never trained on);
+- the model: dances generated for the held-out songs (`data.HELDOUT_SEEDS`, never trained on), as the pipeline
+  returns them (feet planted by `tasks.dance.footlock`); ``network_raw``: the same samples before the foot lock;
 - ``ground_truth``: the synthesiser's own dances for those songs;
 - ``baselines.random_train_clip``: a music-ignoring baseline, a random training song's dance cut to the same length;
 - ``baselines.time_shifted_half_beat``: the model's dances delayed by half a beat (breaks alignment, same motion).
@@ -31,7 +32,8 @@ from gen.io import atomic_write_json
 from tasks.dance import metrics as M
 from tasks.dance.audio import audio_features, beat_frames
 from tasks.dance.data import HELDOUT_SEEDS, load_song
-from tasks.dance.pipeline import DancePipeline
+from tasks.dance.footlock import lock_feet
+from tasks.dance.pipeline import DancePipeline, motion_to_outputs
 from tasks.dance.synth import make_song, write_wav
 
 TRAIN_SONG_SECONDS = 12.0  # training songs used for the random-clip baseline (data.seconds default)
@@ -52,8 +54,17 @@ def shift_half_beat(joints: np.ndarray, bpm: float) -> np.ndarray:
     return np.concatenate([np.repeat(joints[:1], k, 0), joints[:-k]])
 
 
-def generate_set(pipe: DancePipeline, songs: list, seed: int, **kw) -> list:
-    return [pipe(s["music"], seed=seed + i, **kw)["joints"] for i, s in enumerate(songs)]
+def generate_set(pipe: DancePipeline, songs: list, seed: int, **kw) -> tuple[list, list]:
+    """Joints of the pipeline's dances (feet locked, as users get them) and of the network's raw samples."""
+    raw = [pipe.sample_motion(s["music"], seed=seed + i, **kw) for i, s in enumerate(songs)]
+    joints = lambda m: motion_to_outputs(m)["joints"]  # noqa: E731
+    return [joints(lock_feet(m)) for m in raw], [joints(m) for m in raw]
+
+
+def score_both(pipe: DancePipeline, songs: list, gt: list, beats: list, seed: int, **kw) -> tuple[dict, list]:
+    """Metrics of the pipeline output, with the raw network's under "network_raw"; and the output joints."""
+    ours, raw = generate_set(pipe, songs, seed, **kw)
+    return score(ours, gt, beats) | {"network_raw": score(raw, gt, beats)}, ours
 
 
 def time_30s(pipe: DancePipeline, seed: int, **kw) -> dict:
@@ -72,7 +83,7 @@ def time_30s(pipe: DancePipeline, seed: int, **kw) -> dict:
 
 
 def evaluate(model: str, num_songs: int, seconds: float, seed: int = 0, compare: dict | None = None,
-             threads: int = 0, **sample_kw) -> dict:
+             threads: int = 0, guidance_sweep: tuple = (), **sample_kw) -> dict:
     if threads:
         torch.set_num_threads(threads)
     t_start = time.time()
@@ -80,25 +91,29 @@ def evaluate(model: str, num_songs: int, seconds: float, seed: int = 0, compare:
     gt = [s["joints"] for s in songs]
     beats = [beat_frames(s["music"]) for s in songs]
     pipe = DancePipeline.from_pretrained(model)
-    ours = generate_set(pipe, songs, seed, **sample_kw)
+    main, ours = score_both(pipe, songs, gt, beats, seed, **sample_kw)
     rng = np.random.default_rng(seed)
     n = len(gt[0])
     train_clips = [load_song(int(s), TRAIN_SONG_SECONDS)["joints"] for s in rng.choice(64, num_songs, replace=False)]
     random_clips = [c[(o := int(rng.integers(0, len(c) - n + 1))):o + n] for c in train_clips]
     shifted = [shift_half_beat(j, float(s["bpm"])) for j, s in zip(ours, songs)]
-    report = dict(score(ours, gt, beats))
+    report = dict(main)
     report["ground_truth"] = score(gt, gt, beats)
     report["baselines"] = dict(random_train_clip=score(random_clips, gt, beats),
                                time_shifted_half_beat=score(shifted, gt, beats))
     if compare:
-        report["comparison"] = {name: score(generate_set(DancePipeline.from_pretrained(path), songs, seed, **sample_kw),
-                                            gt, beats) | {"model": path} for name, path in compare.items()}
+        report["comparison"] = {name: score_both(DancePipeline.from_pretrained(path), songs, gt, beats, seed,
+                                                 **sample_kw)[0] | {"model": path} for name, path in compare.items()}
+    if guidance_sweep:
+        report["guidance_sweep"] = {f"{w:g}": score_both(pipe, songs, gt, beats, seed, **(sample_kw | {"guidance": w}))[0]
+                                    for w in guidance_sweep}
     report.update(time_30s(pipe, seed, **sample_kw))
     report["targets"] = dict(
         bas_ge_0_26=report["bas_fact"] >= 0.26 or report["bas_bailando"] >= 0.26,
         bas_above_shifted=all(report[k] > report["baselines"]["time_shifted_half_beat"][k]
                               for k in ("bas_fact", "bas_bailando")),  # both variants, not the better one
         pfc_within_1_2x_gt=report["pfc"] <= 1.2 * report["ground_truth"]["pfc"],
+        pfc_within_1_2x_gt_network_raw=report["network_raw"]["pfc"] <= 1.2 * report["ground_truth"]["pfc"],
         thirty_s_in_10s=report["seconds_per_30s_of_music"] <= 10.0)
     report["settings"] = dict(model=model, num_songs=num_songs, seconds=seconds, seed=seed, heldout_seeds=
                               list(HELDOUT_SEEDS[:num_songs]), sampling={**dict(steps=pipe.steps, scheduler=pipe.scheduler,
@@ -116,7 +131,9 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=10.0, help="length of each held-out song")
     p.add_argument("--steps", type=int, default=20, help="sampling steps per window (--quick: 10)")
     p.add_argument("--scheduler", default="ddim", help="sampler: ddim, ancestral, dpm++, unipc, …")
-    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance weight")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance weight")
+    p.add_argument("--guidance-sweep", type=float, nargs="*", default=[], metavar="W",
+                   help="also score the model at these guidance weights (report key guidance_sweep)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (song i uses seed + i)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch's default; 1 is fastest on a shared CPU)")
     p.add_argument("--compare", action="append", default=[], metavar="NAME=PATH",
@@ -129,8 +146,8 @@ def main(argv=None) -> int:
         return 2
     songs, steps = (8, 10) if a.quick else (a.songs, a.steps)
     try:
-        report = evaluate(a.model, songs, a.seconds, a.seed, compare, a.threads, steps=steps, scheduler=a.scheduler,
-                          guidance=a.guidance)
+        report = evaluate(a.model, songs, a.seconds, a.seed, compare, a.threads, tuple(a.guidance_sweep), steps=steps,
+                          scheduler=a.scheduler, guidance=a.guidance)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -33,8 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed → same dance)")
     p.add_argument("--steps", type=int, default=20, help="sampling steps per window")
     p.add_argument("--scheduler", default="ddim", help="ddim, ancestral, or a diffusers scheduler: dpm++, unipc, euler, …")
-    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance weight on the music (1 = none)")
+    p.add_argument("--guidance", type=float, default=1.0,
+                   help="classifier-free guidance weight on the music (1 = plain conditional, the best-scoring; >1 = stronger)")
     p.add_argument("--genre", default=None, choices=GENRES, help="optional genre label")
+    p.add_argument("--no-foot-lock", dest="foot_lock", action="store_false",
+                   help="keep the network's raw feet (default: plant them where the predicted contacts say, by leg IK)")
     p.add_argument("--model", default=DEFAULT_MODEL, help="dance model folder (save_pretrained layout)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (0 = torch's default; 1 is fastest on a shared 2-core CPU)")
@@ -53,7 +56,7 @@ def main(argv=None) -> int:
         if args.steps < 1:
             raise ValueError(f"--steps must be ≥ 1, got {args.steps}")
         pipe = DancePipeline.from_pretrained(args.model, steps=args.steps, scheduler=args.scheduler,
-                                             guidance=args.guidance)
+                                             guidance=args.guidance, foot_lock=args.foot_lock)
         t0 = time.time()
         res = pipe(args.music, args.seconds, seed=args.seed,
                    genre=None if args.genre is None else GENRES.index(args.genre))

@@ -31,7 +31,7 @@ def _acc(x: torch.Tensor) -> float:
 
 
 def diagnose(path: str, songs: list, ts=(50, 200, 500), seed: int = 0) -> dict:
-    pipe = DancePipeline.from_pretrained(path)
+    pipe = DancePipeline.from_pretrained(path, foot_lock=False)  # the network itself
     m, sch, pt = pipe.model, pipe.schedule, pipe.model.config.prediction_type
     s = songs[0]
     x0 = m.normalize(torch.from_numpy(s["motion"][:WINDOW]).T[None])
