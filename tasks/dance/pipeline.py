@@ -21,14 +21,15 @@ IK (hip, knee and ankle rotations only; ~13 ms per 10 s).
 """
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
 import time
 
 import numpy as np
 import torch
 
 from gen.guidance import guided_model
+from gen.io import atomic_path
 from gen.sampling import sample_ddim, sample_ddpm, sample_diffusers
 from gen.schedule import DiffusionSchedule
 
@@ -263,13 +264,9 @@ def save_outputs(res: dict, **paths) -> list[str]:
     from .render import render_stick_video, save_npz, save_pkl
 
     paths = check_output_paths(**paths)
-    tmps: dict[str, str] = {}
-    try:
+    with contextlib.ExitStack() as stack:  # every file to its temp first; all renamed only if all were written
         for kind, p in paths.items():
-            fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(p)[1], dir=os.path.dirname(os.path.abspath(p)),
-                                       prefix=".tmp_")
-            os.close(fd)
-            tmps[kind] = tmp
+            tmp = stack.enter_context(atomic_path(p, suffix=os.path.splitext(p)[1], prefix=".tmp_"))
             if kind in ("out", "gif"):
                 audio = res.get("source") if p.lower().endswith(".mp4") else None
                 render_stick_video(res["joints"], tmp, fps=FPS, audio=audio)
@@ -280,10 +277,4 @@ def save_outputs(res: dict, **paths) -> list[str]:
                          joints=res["joints"], fps=np.int64(FPS))
             elif kind == "pkl":
                 save_pkl(tmp, res["root_pos"], res["rotations"], contacts=res["contacts"])
-        for kind, p in paths.items():
-            os.replace(tmps.pop(kind), p)
-    finally:
-        for tmp in tmps.values():
-            if os.path.exists(tmp):
-                os.remove(tmp)
     return list(paths.values())

@@ -82,6 +82,9 @@ def test_train_two_steps_then_generate_files(tmp_path, cache):
                         "--model", str(tmp_path / "export")])
     assert rc == 0
     assert sorted(os.listdir(o)) == ["d.bvh", "d.mp4", "d.npz"]  # no temp files left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {(o / f).stat().st_mode & 0o777 for f in os.listdir(o)} == {0o666 & ~umask}  # not mkstemp's 0600
     z = np.load(o / "d.npz", allow_pickle=False)
     assert z["smpl_poses"].shape == (181, 72) and z["smpl_trans"].shape == (181, 3)  # 6 s · 30 + 1 frames
     from tasks.dance.bvh import read_bvh
