@@ -12,12 +12,15 @@ import tempfile
 
 import numpy as np
 
+from gen.io import atomic_path
+
 from . import skeleton as sk
 
 VIDEO_EXTS = (".mp4", ".gif")
 
 
 def _tmp_path(path, suffix):
+    """A scratch file next to `path` (for intermediates that are deleted, never renamed into place)."""
     fd, tmp = tempfile.mkstemp(suffix=suffix, dir=os.path.dirname(os.path.abspath(path)))
     os.close(fd)
     return tmp
@@ -65,47 +68,41 @@ def render_stick_video(joints, path, fps: int = 30, audio=None, size: int = 256)
     if j.ndim != 3 or j.shape[1:] != (24, 3) or len(j) < 1:
         raise ValueError(f"render_stick_video: joints must be (T, 24, 3), got {j.shape}")
     frames = _frames(j, size)
-    tmps = []
+    scratch = []  # intermediate files (silent video, wav), always removed
     try:
-        if ext == ".gif":
-            tmp = _tmp_path(path, ".gif")
-            tmps.append(tmp)
-            imageio.mimsave(tmp, frames, format="GIF", duration=1000.0 / fps, loop=0)
-            os.replace(tmp, path)
-            return path
-        video = _tmp_path(path, ".mp4")
-        tmps.append(video)
-        with imageio.get_writer(video, format="FFMPEG", fps=fps, codec="libx264", quality=7,
-                                pixelformat="yuv420p", macro_block_size=16) as w:
-            for f in frames:
-                w.append_data(f)
-        if audio is None:
-            os.replace(video, path)
-            return path
-        if isinstance(audio, (str, os.PathLike)):
-            wav = os.fspath(audio)
-            if not os.path.isfile(wav):
-                raise ValueError(f"render_stick_video: audio file not found: {wav}")
-        else:
-            from .synth import write_wav
+        with atomic_path(path, suffix=ext) as final:
+            if ext == ".gif":
+                imageio.mimsave(final, frames, format="GIF", duration=1000.0 / fps, loop=0)
+                return path
+            video = final if audio is None else _tmp_path(path, ".mp4")
+            scratch += [video] if audio is not None else []
+            with imageio.get_writer(video, format="FFMPEG", fps=fps, codec="libx264", quality=7,
+                                    pixelformat="yuv420p", macro_block_size=16) as w:
+                for f in frames:
+                    w.append_data(f)
+            if audio is None:
+                return path
+            if isinstance(audio, (str, os.PathLike)):
+                wav = os.fspath(audio)
+                if not os.path.isfile(wav):
+                    raise ValueError(f"render_stick_video: audio file not found: {wav}")
+            else:
+                from .synth import write_wav
 
-            samples, sr = audio
-            wav = _tmp_path(path, ".wav")
-            tmps.append(wav)
-            write_wav(wav, np.asarray(samples, dtype=np.float32).reshape(-1), int(sr))
-        import imageio_ffmpeg
+                samples, sr = audio
+                wav = _tmp_path(path, ".wav")
+                scratch.append(wav)
+                write_wav(wav, np.asarray(samples, dtype=np.float32).reshape(-1), int(sr))
+            import imageio_ffmpeg
 
-        out = _tmp_path(path, ".mp4")
-        tmps.append(out)
-        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", video, "-i", wav,
-               "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-shortest", out]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"ffmpeg mux failed: {r.stderr.strip()[-500:]}")
-        os.replace(out, path)
-        return path
+            cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", video, "-i", wav,
+                   "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-shortest", final]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"ffmpeg mux failed: {r.stderr.strip()[-500:]}")
+            return path
     finally:
-        for t in tmps:
+        for t in scratch:
             if os.path.exists(t):
                 os.remove(t)
 
@@ -126,14 +123,8 @@ def save_npz(path, root_pos, rotations, **extra) -> str:
         raise ValueError(f"save_npz: path must end with .npz, got {path!r}")
     data = _aist_dict(root_pos, rotations)
     data.update({k: np.asarray(v) for k, v in extra.items()})
-    tmp = _tmp_path(path, ".npz")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **data)
     return path
 
 
@@ -144,12 +135,6 @@ def save_pkl(path, root_pos, rotations, **extra) -> str:
         raise ValueError(f"save_pkl: path must end with .pkl, got {path!r}")
     data = _aist_dict(root_pos, rotations)
     data.update(extra)
-    tmp = _tmp_path(path, ".pkl")
-    try:
-        with open(tmp, "wb") as f:
-            pickle.dump(data, f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path, suffix=".pkl") as tmp, open(tmp, "wb") as f:
+        pickle.dump(data, f)
     return path
