@@ -31,7 +31,7 @@ from .data import DEFAULT_CACHE_DIR, build_dataset, load_characters, split_chara
 from .styles import STYLE_NAMES
 
 QUICK = dict(n_chars=8, judge_steps=200, ref_chars=48)   # --quick: < 2 minutes on the 2-core CPU
-FULL = dict(n_chars=100, judge_steps=1200, ref_chars=200)
+FULL = dict(n_chars=100, judge_steps=4000, ref_chars=200)
 
 
 def _to_model(images_u8: np.ndarray, size: int) -> torch.Tensor:
