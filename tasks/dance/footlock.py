@@ -28,19 +28,6 @@ LEGS = {"left": (1, 4, 7, (0, 1)), "right": (2, 5, 8, (2, 3))}  # hip, knee, ank
 HORIZONTAL = [0, 2]  # y is up
 
 
-def _global(root: np.ndarray, rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Global rotations (T, 24, 3, 3) and positions (T, 24, 3) (float64)."""
-    G = np.empty_like(rot)
-    P = np.empty(rot.shape[:2] + (3,), rot.dtype)
-    G[:, 0] = rot[:, 0]
-    P[:, 0] = root + sk.REST_OFFSETS[0]
-    for j in range(1, sk.NUM_JOINTS):
-        p = sk.PARENTS[j]
-        G[:, j] = G[:, p] @ rot[:, j]
-        P[:, j] = P[:, p] + (G[:, p] @ sk.REST_OFFSETS[j].astype(rot.dtype))
-    return G, P
-
-
 def _normalise(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
@@ -150,8 +137,8 @@ def lock_feet(motion: np.ndarray, max_slide: float = 0.05, blend: int = 3) -> np
     contacts, root, rot = sk.unpack_motion(motion)
     rot = rot.astype(np.float64)
     root = root.astype(np.float64)
+    P, G = sk.forward_kinematics(root, rot, return_global=True)  # the legs are separate chains: one FK serves both
     for leg in LEGS:
-        G, P = _global(root, rot)
         target, w = ankle_targets(P, contacts, leg, max_slide, blend)
         frames = np.flatnonzero(w > 0)
         if len(frames):

@@ -81,8 +81,8 @@ class DancePipeline:
     def __init__(self, model: DanceModel, steps: int = 20, scheduler: str = "ddim", guidance: float = 1.0,
                  clip_x0: float = 10.0, foot_lock: bool = True):
         """guidance: music guidance weight; 1 (plain conditional, one network pass) scores best on held-out music
-        (`guidance_sweep` in reports/dance_eval.json). foot_lock: plant the feet where the model's own contact labels say so, by leg IK (`tasks.dance.footlock`);
-        False returns the network's raw samples."""
+        (`guidance_sweep` in reports/dance_eval.json). foot_lock: plant the feet where the model's own contact labels
+        say so, by leg IK (`tasks.dance.footlock`); False returns the network's raw samples."""
         self.model = model.eval()
         cfg = model.config
         self.schedule = DiffusionSchedule.make(cfg.schedule, cfg.T)

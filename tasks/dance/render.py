@@ -74,8 +74,9 @@ def render_stick_video(joints, path, fps: int = 30, audio=None, size: int = 256)
             if ext == ".gif":
                 imageio.mimsave(final, frames, format="GIF", duration=1000.0 / fps, loop=0)
                 return path
-            video = final if audio is None else _tmp_path(path, ".mp4")
-            scratch += [video] if audio is not None else []
+            video = final if audio is None else _tmp_path(path, ".mp4")  # with audio: silent video, then mux
+            if video != final:
+                scratch.append(video)
             with imageio.get_writer(video, format="FFMPEG", fps=fps, codec="libx264", quality=7,
                                     pixelformat="yuv420p", macro_block_size=16) as w:
                 for f in frames:

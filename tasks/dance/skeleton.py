@@ -178,8 +178,8 @@ def matrix_to_euler_zyx(R):
     return torch.stack([z, y, x], dim=-1)
 
 
-def forward_kinematics(root_pos, rotations, offsets=None, parents=None):
-    """Global joint positions from local rotations.
+def forward_kinematics(root_pos, rotations, offsets=None, parents=None, return_global: bool = False):
+    """Global joint positions from local rotations (and, with return_global, the global rotations (..., J, 3, 3)).
 
     root_pos (..., 3) pelvis position; rotations (..., J, 3, 3) local (parent-relative) rotations, joint 0 global;
     offsets (J, 3) rest offsets from the parent (default SMPL ``REST_OFFSETS``); parents (J,) default ``PARENTS``.
@@ -206,6 +206,9 @@ def forward_kinematics(root_pos, rotations, offsets=None, parents=None):
         P.append(P[p] + (G[p] @ offs[j][:, None])[..., 0])
         G.append(G[p] @ rot[..., j, :, :])
     joints = torch.stack(P, dim=-2)  # (..., J, 3)
+    if return_global:
+        G = torch.stack(G, dim=-3)  # (..., J, 3, 3)
+        return (joints.numpy(), G.numpy()) if is_np else (joints, G)
     return joints.numpy() if is_np else joints
 
 

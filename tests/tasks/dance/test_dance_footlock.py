@@ -21,17 +21,21 @@ def _joints(motion):
     return sk.forward_kinematics(root, rot)
 
 
-def test_global_matches_forward_kinematics(dance):
+def test_forward_kinematics_global_rotations(dance):
     _, root, rot = sk.unpack_motion(dance)
-    _, P = F._global(root.astype(np.float64), rot.astype(np.float64))
-    assert np.allclose(P, sk.forward_kinematics(root, rot), atol=1e-5)
+    P, G = sk.forward_kinematics(root, rot, return_global=True)
+    assert np.array_equal(P, sk.forward_kinematics(root, rot))
+    for j in range(1, sk.NUM_JOINTS):
+        p = sk.PARENTS[j]
+        assert np.allclose(G[:, j], G[:, p] @ rot[:, j], atol=1e-5)
+        assert np.allclose(P[:, j], P[:, p] + G[:, p] @ sk.REST_OFFSETS[j], atol=1e-5)
 
 
 @pytest.mark.parametrize("leg", ["left", "right"])
 def test_two_bone_ik_reaches_reachable_targets(dance, leg):
     _, root, rot = sk.unpack_motion(dance)
     rot, root = rot.astype(np.float64), root.astype(np.float64)
-    G, P = F._global(root, rot)
+    P, G = sk.forward_kinematics(root, rot, return_global=True)
     hip, knee, ankle, _ = F.LEGS[leg]
     target = P[:, ankle] + np.random.default_rng(0).normal(0, 0.03, (len(P), 3))
     reach = np.linalg.norm(P[:, knee] - P[:, hip], axis=-1) + np.linalg.norm(P[:, ankle] - P[:, knee], axis=-1)
@@ -39,7 +43,7 @@ def test_two_bone_ik_reaches_reachable_targets(dance, leg):
     assert ok.mean() > 0.5
     solved = rot.copy()
     F.two_bone_ik(solved, G, P, leg, target, np.arange(len(P)))
-    G2, P2 = F._global(root, solved)
+    P2, G2 = sk.forward_kinematics(root, solved, return_global=True)
     assert np.linalg.norm(P2[ok, ankle] - target[ok], axis=-1).max() < 1e-6
     assert np.allclose(G2[:, ankle], G[:, ankle], atol=1e-6)  # the foot keeps its orientation
     others = [j for j in range(sk.NUM_JOINTS) if j not in (knee, ankle, ankle + 3)]
