@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from tasks.attributes.check_recognisable import tiny_cnn
-from tasks.attributes.faces import ATTRIBUTES, FaceDataset
+from tasks.attributes.faces import ATTRIBUTES, CACHE_VERSION, FaceDataset
 
 WEIGHTS, CARD = "classifier.safetensors", "classifier.json"
 
@@ -73,6 +73,7 @@ def train_classifier(out: str, steps: int = 600, n_train: int = 8000, n_eval: in
     acc_val, acc_ho = accuracy(model, x_val, y_val), accuracy(model, x_ho, y_ho)
     card = {
         "attributes": list(ATTRIBUTES),
+        "render_version": CACHE_VERSION,  # the face rendering it was trained on (faces.CACHE_VERSION)
         "accuracy": float(acc_val.mean()),
         "per_attribute_accuracy": dict(zip(ATTRIBUTES, map(float, acc_val))),
         "heldout_accuracy": float(acc_ho.mean()),

@@ -2,6 +2,8 @@
 
     python -m tasks.attributes.evaluate --out reports/attributes_eval.json            # full (≈ 10–15 min, one core)
     python -m tasks.attributes.evaluate --quick --out /tmp/attr_quick.json            # smoke run, < 2 min
+    python -m tasks.attributes.evaluate --baselines-only --out runs/attr_baselines.json  # baselines now, and later:
+    python -m tasks.attributes.evaluate --reuse-baselines runs/attr_baselines.json --out reports/attributes_eval.json
 
 Prompts, all with the pipeline's composite algebra (each term specifies one attribute, the rest unspecified):
 
@@ -33,7 +35,7 @@ import torch
 from gen.guidance import Prompt, Term, keep_key
 from gen.io import atomic_write_json
 from tasks.attributes.classifier import classify, load_classifier, train_classifier
-from tasks.attributes.faces import ATTRIBUTE_REGION, ATTRIBUTES, HELDOUT_COMBOS, is_heldout
+from tasks.attributes.faces import ATTRIBUTE_REGION, ATTRIBUTES, CACHE_VERSION, HELDOUT_COMBOS, is_heldout
 from tasks.attributes.model import GROUP
 from tasks.attributes.pipeline import AttributesPipeline, load_mask
 
@@ -184,6 +186,11 @@ def main(argv=None) -> dict:
     p.add_argument("--compare", action="append", default=[], metavar="NAME=PATH",
                    help="another model for baselines.NAME (repeatable), e.g. the fine-tuned run at the scratch run's "
                         "step count for an equal-steps comparison")
+    p.add_argument("--reuse-baselines", default=None, metavar="REPORT",
+                   help="take a baseline's numbers from an earlier report when its model, checkpoint step, judge and "
+                        "sampling settings are the same (saves most of the run's time)")
+    p.add_argument("--baselines-only", action="store_true",
+                   help="evaluate only the baseline models (a partial report for a later --reuse-baselines)")
     p.add_argument("--classifier", default="runs/attr_classifier", help="judge folder (trained here if missing)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default 20, quick 8)")
     p.add_argument("--scheduler", default="dpm++", help="sampler")
@@ -199,36 +206,63 @@ def main(argv=None) -> dict:
     args.n_combos = args.n_combos or (4 if args.quick else 8)
     if args.threads:
         torch.set_num_threads(args.threads)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     t0 = time.time()
     if not os.path.exists(os.path.join(args.classifier, "classifier.safetensors")):
         print(f"no judge at {args.classifier}; training one", file=sys.stderr)
+        train_classifier(args.classifier, steps=300 if args.quick else 600, n_train=3000 if args.quick else 8000)
+    elif load_classifier(args.classifier)[1].get("render_version", 1) != CACHE_VERSION:  # no key: version 1
+        print(f"the judge at {args.classifier} was trained on another face rendering than the current one "
+              f"(faces.CACHE_VERSION = {CACHE_VERSION}); training a new one", file=sys.stderr)
         train_classifier(args.classifier, steps=300 if args.quick else 600, n_train=3000 if args.quick else 8000)
     judge, card = load_classifier(args.classifier)
     pipe = AttributesPipeline.from_pretrained(args.model)
     report = {"command": "python -m tasks.attributes.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
               "model": args.model, "model_info": _model_info(args.model),
               "settings": {k: getattr(args, k) for k in ("steps", "scheduler", "guidance", "n_per", "n_combos", "seed")},
+              "classifier_card": card,
               "classifier_accuracy": card["accuracy"], "classifier_heldout_accuracy": card["heldout_accuracy"],
               "classifier_per_attribute_accuracy": card["per_attribute_accuracy"]}
-    main_res = evaluate_model(pipe, judge, args, full=True)
-    report.update(main_res)
-    better = max(("off", "neg"), key=lambda k: main_res["not_accuracy_by_negation"][k])
-    report["baselines"] = {
-        "joint_vs_composed": {"composed": main_res["all_correct"], "joint": main_res["joint_conditioning"]},
-        "negation": {**main_res["not_accuracy_by_negation"], "better": better, "pipeline_default": pipe.negation},
-    }
+    report["baselines"] = {}
+    if not args.baselines_only:
+        main_res = evaluate_model(pipe, judge, args, full=True)
+        report.update(main_res)
+        better = max(("off", "neg"), key=lambda k: main_res["not_accuracy_by_negation"][k])
+        report["baselines"] = {
+            "joint_vs_composed": {"composed": main_res["all_correct"], "joint": main_res["joint_conditioning"]},
+            "negation": {**main_res["not_accuracy_by_negation"], "better": better, "pipeline_default": pipe.negation},
+        }
     extra = []
     for c in args.compare:
         if "=" not in c:
             raise SystemExit(f"--compare expects NAME=PATH, got {c!r}")
         extra.append(tuple(c.split("=", 1)))
+    earlier = {}
+    if args.reuse_baselines:
+        with open(args.reuse_baselines) as f:
+            old = json.load(f)
+        if old.get("settings") == report["settings"] and old.get("classifier_card") == card:
+            earlier = old.get("baselines", {})
+        else:
+            print(f"--reuse-baselines: {args.reuse_baselines} used other sampling settings or another judge; "
+                  "evaluating every baseline again", file=sys.stderr)
     for key, path in [("joint_model_no_attribute_dropout", args.joint_model), ("from_scratch", args.scratch_model)] + extra:
         if args.quick or not os.path.isdir(path):
             report["baselines"][key] = {"skipped": "--quick" if args.quick else f"no run at {path}",
                                         "command": "see tasks/attributes/train.py docstring"}
             continue
+        info = _model_info(path)
+        prev = next((b for b in earlier.values() if b.get("model") == path and b.get("model_info") == info), None)
+        if prev is not None:
+            report["baselines"][key] = {**prev, "reused_from": args.reuse_baselines}
+            continue
         res = evaluate_model(AttributesPipeline.from_pretrained(path), judge, args, full=False)
-        report["baselines"][key] = {"model": path, "model_info": _model_info(path), **res}
+        report["baselines"][key] = {"model": path, "model_info": info, **res}
+    if args.baselines_only:
+        report["seconds"] = time.time() - t0
+        atomic_write_json(args.out, report, suffix=".json.tmp", newline=False)
+        print(json.dumps({k: v.get("per_attribute_accuracy_mean") for k, v in report["baselines"].items()}, indent=2))
+        return report
     report["targets"] = {k: {"target": v} for k, v in TARGETS.items()}
     got = {"per_attribute": min(main_res["per_attribute_accuracy"].values()),
            "all_correct.seen.3": main_res["all_correct"]["seen"]["3"],
@@ -237,7 +271,6 @@ def main(argv=None) -> dict:
     for k, v in got.items():
         report["targets"][k].update(value=v, met=bool(v >= TARGETS[k]))
     report["seconds"] = time.time() - t0
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     atomic_write_json(args.out, report, suffix=".json.tmp", newline=False)
     print(json.dumps({k: report[k] for k in ("classifier_accuracy", "per_attribute_accuracy_mean", "all_correct",
                                              "not_accuracy", "region_accuracy", "seconds")}, indent=2))
