@@ -37,7 +37,7 @@ from gen.io import atomic_write_json
 from tasks.attributes.classifier import classify, load_classifier, train_classifier
 from tasks.attributes.faces import ATTRIBUTE_REGION, ATTRIBUTES, CACHE_VERSION, HELDOUT_COMBOS, is_heldout
 from tasks.attributes.model import GROUP
-from tasks.attributes.pipeline import AttributesPipeline, load_mask
+from tasks.attributes.pipeline import DEFAULT_GUIDANCE, AttributesPipeline, load_mask
 
 TARGETS = {"per_attribute": 0.97, "all_correct.seen.3": 0.90, "all_correct.heldout.3": 0.80, "not": 0.95, "region": 0.85}
 
@@ -108,8 +108,9 @@ def _combos(k: int, heldout: bool, limit: int, rng: random.Random) -> list[tuple
     return rng.sample(pool, min(limit, len(pool)))
 
 
-def evaluate_model(pipe: AttributesPipeline, judge, args, full: bool = True) -> dict:
-    """The metric set for one model. full=False: per-attribute and 3-attribute all-correct only (for baselines)."""
+def evaluate_model(pipe: AttributesPipeline, judge, args, full: bool = True, joint: bool = True) -> dict:
+    """The metric set for one model. full=False: per-attribute and 3-attribute all-correct only (for baselines);
+    joint=False: without the joint-conditioning variant of the all-correct prompts."""
     rng = random.Random(args.seed)
     n = args.n_per
     res: dict = {}
@@ -127,7 +128,7 @@ def evaluate_model(pipe: AttributesPipeline, judge, args, full: bool = True) -> 
         combos = _combos(k, split == "heldout", args.n_combos, rng)
         prompts = [[(a, True, None) for a in c] for c in combos]
         expects = [{a: True for a in c} for c in combos]
-        for mode, key in (("composed", "all_correct"), ("joint", "joint_conditioning")):
+        for mode, key in (("composed", "all_correct"), ("joint", "joint_conditioning"))[:2 if joint else 1]:
             s = judge_all_correct(judge, generate(pipe, prompts, n, args, mode), expects, n)
             res[key][split][str(k)] = _mean(s)
     if not full:
@@ -194,7 +195,9 @@ def main(argv=None) -> dict:
     p.add_argument("--classifier", default="runs/attr_classifier", help="judge folder (trained here if missing)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default 20, quick 8)")
     p.add_argument("--scheduler", default="dpm++", help="sampler")
-    p.add_argument("--guidance", type=float, default=3.0, help="guidance scale W")
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="guidance scale W")
+    p.add_argument("--guidance-sweep", type=float, nargs="*", default=[], metavar="W",
+                   help="also score the model under test at these W (per-attribute and 3-attribute all-correct)")
     p.add_argument("--n-per", type=int, default=None, help="images per prompt (default 16, quick 2)")
     p.add_argument("--n-combos", type=int, default=None, help="prompts per combination set (default 8, quick 4)")
     p.add_argument("--batch", type=int, default=128, help="images per sampling run")
@@ -232,13 +235,25 @@ def main(argv=None) -> dict:
             "joint_vs_composed": {"composed": main_res["all_correct"], "joint": main_res["joint_conditioning"]},
             "negation": {**main_res["not_accuracy_by_negation"], "better": better, "pipeline_default": pipe.negation},
         }
+    if args.guidance_sweep and not args.baselines_only:
+        report["guidance_sweep"] = {}
+        w_main = args.guidance
+        for w in args.guidance_sweep:
+            args.guidance = w
+            r = evaluate_model(pipe, judge, args, full=False, joint=False)
+            report["guidance_sweep"][str(w)] = {"per_attribute_accuracy": r["per_attribute_accuracy"],
+                                                "per_attribute_min": min(r["per_attribute_accuracy"].values()),
+                                                "all_correct": r["all_correct"]}
+        args.guidance = w_main
     extra = []
     for c in args.compare:
         if "=" not in c:
             raise SystemExit(f"--compare expects NAME=PATH, got {c!r}")
         extra.append(tuple(c.split("=", 1)))
     earlier = {}
-    if args.reuse_baselines:
+    if args.reuse_baselines and not os.path.isfile(args.reuse_baselines):
+        print(f"--reuse-baselines: no report at {args.reuse_baselines}; evaluating every baseline", file=sys.stderr)
+    elif args.reuse_baselines:
         with open(args.reuse_baselines) as f:
             old = json.load(f)
         if old.get("settings") == report["settings"] and old.get("classifier_card") == card:

@@ -16,7 +16,7 @@ import sys
 
 from gen.sampling import SCHEDULERS
 from tasks.attributes.faces import REGIONS
-from tasks.attributes.pipeline import MODES, NEGATIONS, AttributesPipeline, save_grid
+from tasks.attributes.pipeline import DEFAULT_GUIDANCE, MODES, NEGATIONS, AttributesPipeline, save_grid
 from tasks.attributes.prompt import PromptError, parse_region_override
 
 DEFAULT_MODEL = os.environ.get("ATTRIBUTES_MODEL", "runs/attributes")
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="grid.png", help="output PNG grid (written atomically)")
     p.add_argument("--steps", type=int, default=20, help="sampler steps")
     p.add_argument("--scheduler", default="dpm++", help=f"sampler: {', '.join(SCHEDULERS)}, ancestral or ddim-eta")
-    p.add_argument("--guidance", type=float, default=3.0, help="guidance scale W multiplying every term's weight")
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="guidance scale W multiplying every term's weight")
     p.add_argument("--region", action="append", default=[], metavar="ATTR=REGION",
                    help="restrict a prompt attribute to x0,y0,x1,y1 (in [0, 1]), a region name or a mask image path")
     p.add_argument("--negation", choices=NEGATIONS, default="off",

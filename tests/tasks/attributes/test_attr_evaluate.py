@@ -10,7 +10,7 @@ from tasks.attributes import evaluate
 from tasks.attributes.classifier import train_classifier
 from tasks.attributes.faces import CACHE_VERSION
 from tasks.attributes.model import AttributeModel
-from tasks.attributes.pipeline import AttributesPipeline
+from tasks.attributes.pipeline import DEFAULT_GUIDANCE, AttributesPipeline
 
 TINY = ["--steps", "2", "--n-per", "1", "--n-combos", "1", "--batch", "16", "--scratch-model", "/nonexistent"]
 
@@ -61,8 +61,11 @@ def test_baselines_are_reused_only_when_everything_matches(setup, tmp_path):
     assert "per_attribute_accuracy" in joint and "targets" not in first
     assert first["baselines"]["from_scratch"]["skipped"].startswith("no run")
     full = evaluate.main(["--model", m, "--joint-model", m, "--classifier", j, "--reuse-baselines",
-                          str(tmp_path / "a.json"), "--out", str(tmp_path / "b.json")] + TINY)
+                          str(tmp_path / "a.json"), "--out", str(tmp_path / "b.json"), "--guidance-sweep", "3"] + TINY)
     got = full["baselines"]["joint_model_no_attribute_dropout"]
+    sweep = full["guidance_sweep"]["3.0"]
+    assert set(sweep["per_attribute_accuracy"]) == set(full["per_attribute_accuracy"])
+    assert full["settings"]["guidance"] == DEFAULT_GUIDANCE and set(sweep["all_correct"]["seen"]) == {"1", "3"}
     assert got["reused_from"] == str(tmp_path / "a.json")
     assert got["per_attribute_accuracy"] == joint["per_attribute_accuracy"] and "targets" in full
     # Other sampling settings: nothing is reused.

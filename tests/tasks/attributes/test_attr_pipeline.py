@@ -55,7 +55,7 @@ def test_prompt_to_terms_negation_and_joint(pipe):
     assert h.weight == -3.0 and h.cond["attrs"][0, H] == 1
     pipe.negation = "off"
     # Term objects combine with &, ~, * like the string form
-    assert repr(pipe.build(2 * pipe.attribute("glasses") & ~pipe.attribute("hat"))) == repr(p)
+    assert repr(pipe.build(2 * pipe.attribute("glasses") & ~pipe.attribute("hat"), guidance=3.0)) == repr(p)
     joint = pipe.build("glasses & ~hat & smile@mouth", mode="joint")
     assert len(joint) == 2 and joint.terms[0].cond["attrs.keep"][0].sum() == 2 and joint.terms[1].mask is not None
 
