@@ -1,6 +1,6 @@
 """Evaluate the attribute model with a separately trained judge (tasks.attributes.classifier).
 
-    python -m tasks.attributes.evaluate --out reports/attributes_eval.json            # full (≈ 10–15 min, one core)
+    python -m tasks.attributes.evaluate --out reports/attributes_eval.json            # full (≈ 25 min on one core + ~7 per baseline)
     python -m tasks.attributes.evaluate --quick --out /tmp/attr_quick.json            # smoke run, < 2 min
     python -m tasks.attributes.evaluate --baselines-only --out runs/attr_baselines.json  # baselines now, and later:
     python -m tasks.attributes.evaluate --reuse-baselines runs/attr_baselines.json --out reports/attributes_eval.json
@@ -209,6 +209,11 @@ def main(argv=None) -> dict:
     args.n_combos = args.n_combos or (4 if args.quick else 8)
     if args.threads:
         torch.set_num_threads(args.threads)
+    extra = []
+    for c in args.compare:
+        if "=" not in c:
+            raise SystemExit(f"--compare expects NAME=PATH, got {c!r}")
+        extra.append(tuple(c.split("=", 1)))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     t0 = time.time()
     if not os.path.exists(os.path.join(args.classifier, "classifier.safetensors")):
@@ -245,11 +250,6 @@ def main(argv=None) -> dict:
                                                 "per_attribute_min": min(r["per_attribute_accuracy"].values()),
                                                 "all_correct": r["all_correct"]}
         args.guidance = w_main
-    extra = []
-    for c in args.compare:
-        if "=" not in c:
-            raise SystemExit(f"--compare expects NAME=PATH, got {c!r}")
-        extra.append(tuple(c.split("=", 1)))
     earlier = {}
     if args.reuse_baselines and not os.path.isfile(args.reuse_baselines):
         print(f"--reuse-baselines: no report at {args.reuse_baselines}; evaluating every baseline", file=sys.stderr)
