@@ -216,14 +216,18 @@ def main(argv=None) -> dict:
         extra.append(tuple(c.split("=", 1)))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     t0 = time.time()
+    why = None
     if not os.path.exists(os.path.join(args.classifier, "classifier.safetensors")):
-        print(f"no judge at {args.classifier}; training one", file=sys.stderr)
+        why = f"no judge at {args.classifier}"
+    else:
+        judge, card = load_classifier(args.classifier)
+        if card.get("render_version", 1) != CACHE_VERSION:  # cards without the key: rendering 1
+            why = (f"the judge at {args.classifier} was trained on another face rendering than the current one "
+                   f"(faces.CACHE_VERSION = {CACHE_VERSION})")
+    if why:
+        print(f"{why}; training one", file=sys.stderr)
         train_classifier(args.classifier, steps=300 if args.quick else 600, n_train=3000 if args.quick else 8000)
-    elif load_classifier(args.classifier)[1].get("render_version", 1) != CACHE_VERSION:  # no key: version 1
-        print(f"the judge at {args.classifier} was trained on another face rendering than the current one "
-              f"(faces.CACHE_VERSION = {CACHE_VERSION}); training a new one", file=sys.stderr)
-        train_classifier(args.classifier, steps=300 if args.quick else 600, n_train=3000 if args.quick else 8000)
-    judge, card = load_classifier(args.classifier)
+        judge, card = load_classifier(args.classifier)
     pipe = AttributesPipeline.from_pretrained(args.model)
     report = {"command": "python -m tasks.attributes.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
               "model": args.model, "model_info": _model_info(args.model),
@@ -240,16 +244,13 @@ def main(argv=None) -> dict:
             "joint_vs_composed": {"composed": main_res["all_correct"], "joint": main_res["joint_conditioning"]},
             "negation": {**main_res["not_accuracy_by_negation"], "better": better, "pipeline_default": pipe.negation},
         }
-    if args.guidance_sweep and not args.baselines_only:
-        report["guidance_sweep"] = {}
-        w_main = args.guidance
+        if args.guidance_sweep:
+            report["guidance_sweep"] = {}
         for w in args.guidance_sweep:
-            args.guidance = w
-            r = evaluate_model(pipe, judge, args, full=False, joint=False)
+            r = evaluate_model(pipe, judge, argparse.Namespace(**{**vars(args), "guidance": w}), full=False, joint=False)
             report["guidance_sweep"][str(w)] = {"per_attribute_accuracy": r["per_attribute_accuracy"],
                                                 "per_attribute_min": min(r["per_attribute_accuracy"].values()),
                                                 "all_correct": r["all_correct"]}
-        args.guidance = w_main
     earlier = {}
     if args.reuse_baselines and not os.path.isfile(args.reuse_baselines):
         print(f"--reuse-baselines: no report at {args.reuse_baselines}; evaluating every baseline", file=sys.stderr)
