@@ -43,6 +43,12 @@ def make_timesteps(T: int, steps: int, spacing: str = "trailing") -> list[int]:
 
 
 def _noise(shape, generator, device, dtype=torch.float32) -> Tensor:
+    """Standard normal noise; `generator` is one torch.Generator, or a list with one per sample (as in diffusers'
+    randn_tensor) so that sample i's noise depends only on its own generator, not on the batch it is drawn in."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]}; pass one per sample")
+        return torch.cat([torch.randn((1, *shape[1:]), generator=g, device=device, dtype=dtype) for g in generator])
     return torch.randn(shape, generator=generator, device=device, dtype=dtype)
 
 

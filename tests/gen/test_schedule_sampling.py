@@ -3,8 +3,8 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from gen.sampling import (ddim_step, ddpm_step, make_diffusers_scheduler, make_timesteps, sample_ddim, sample_ddpm,
-                          sample_diffusers)
+from gen.sampling import (ddim_step, ddpm_step, make_diffusers_scheduler, make_timesteps, sample, sample_ddim,
+                          sample_ddpm, sample_diffusers)
 from gen.schedule import DataCentering, DiffusionSchedule, make_betas
 
 
@@ -231,3 +231,19 @@ def test_known_mask_and_constraint_callable_hold_exactly(sampler):
     y = run(tie)
     assert len(calls) == 10
     assert torch.equal(y[1], y[0]) and torch.equal(y[0, :, :3], given[0, :, :3])
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim-eta", "euler_a", "ddpm"])
+def test_per_sample_generators_make_a_sample_independent_of_its_batch(sampler):
+    """With one generator per sample (as diffusers' randn_tensor takes them), a stochastic sampler's sample i depends
+    only on its own generator: sample 0 of a batch of 3 equals the same sample drawn alone."""
+    schedule = DiffusionSchedule.make("cosine", 50)
+    model = lambda x, t: 0.3 * x  # deterministic, per-sample
+    gens = lambda n: [torch.Generator().manual_seed(10 + i) for i in range(n)]
+    kw = {"eta": 1.0} if sampler == "ddim-eta" else {}
+    three = sample(model, (3, 2, 4, 4), schedule, sampler=sampler, steps=5, generator=gens(3), **kw)
+    one = sample(model, (1, 2, 4, 4), schedule, sampler=sampler, steps=5, generator=gens(1), **kw)
+    assert torch.allclose(three[:1], one, atol=1e-6)
+    assert not torch.allclose(three[0], three[1])
+    with pytest.raises(ValueError, match="one per sample"):
+        sample(model, (2, 2, 4, 4), schedule, sampler=sampler, steps=5, generator=gens(3), **kw)
