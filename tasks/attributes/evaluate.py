@@ -16,6 +16,10 @@ Prompts, all with the pipeline's composite algebra (each term specifies one attr
     region_accuracy             "a@R_a" → a present (R_a = its region), and "~a@R_a & a@(not R_a)" → a absent: the a-term
                                 placed outside its region does not bring a back
 
+Sampling uses the pipeline's defaults (ancestral Euler, 20 steps, W = 6) and the model's calibrated per-attribute
+guidance scales (tasks.attributes.calibrate, chosen on seed 1; this evaluation samples with seed 0). --ablate scores
+the model under test again without those scales and with the deterministic dpm++ sampler.
+
 Baselines in the same run: joint conditioning (one condition with all prompt attributes) vs composed single-attribute
 terms on the main model; a model trained jointly without per-attribute dropout (--joint-model) and a model trained from
 scratch (--scratch-model), when those runs exist (commands in tasks/attributes/train.py).
@@ -23,6 +27,7 @@ scratch (--scratch-model), when those runs exist (commands in tasks/attributes/t
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import os
@@ -37,7 +42,8 @@ from gen.io import atomic_write_json
 from tasks.attributes.classifier import classify, load_classifier, train_classifier
 from tasks.attributes.faces import ATTRIBUTE_REGION, ATTRIBUTES, CACHE_VERSION, HELDOUT_COMBOS, is_heldout
 from tasks.attributes.model import GROUP
-from tasks.attributes.pipeline import DEFAULT_GUIDANCE, AttributesPipeline, load_mask
+from tasks.attributes.pipeline import (DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, AttributesPipeline,
+                                      _find_model_folder, load_mask)
 
 TARGETS = {"per_attribute": 0.97, "all_correct.seen.3": 0.90, "all_correct.heldout.3": 0.80, "not": 0.95, "region": 0.85}
 
@@ -58,10 +64,11 @@ def generate(pipe: AttributesPipeline, prompts: list, n_per: int, args, mode: st
     built = [pipe.build(_terms(pipe, p), None, args.guidance, mode) for p in prompts]
     out: list = [None] * len(prompts)
     ones = torch.ones(1, 1, pipe.size, pipe.size)
-    groups: dict[int, list[int]] = {}
+    groups: dict[tuple, list[int]] = {}  # same number of terms and the same weights (per-attribute scales differ)
     for i, b in enumerate(built):
-        groups.setdefault(len(b), []).append(i)
-    for n_terms, idx in sorted(groups.items()):
+        groups.setdefault(tuple(t.weight for t in b.terms), []).append(i)
+    for weights_key, idx in sorted(groups.items()):
+        n_terms = len(weights_key)
         for chunk in [idx[j:j + max(1, args.batch // n_per)] for j in range(0, len(idx), max(1, args.batch // n_per))]:
             terms = []
             for k in range(n_terms):
@@ -155,6 +162,11 @@ def evaluate_model(pipe: AttributesPipeline, judge, args, full: bool = True, joi
     return res
 
 
+def _summary(r: dict) -> dict:
+    return {"per_attribute_accuracy": r["per_attribute_accuracy"],
+            "per_attribute_min": min(r["per_attribute_accuracy"].values()), "all_correct": r["all_correct"]}
+
+
 def _model_info(path: str) -> dict:
     """init_from / configured steps / dropout from the run config, and the step of the checkpoint actually loaded."""
     import yaml
@@ -174,6 +186,7 @@ def _model_info(path: str) -> dict:
     if ck and os.path.exists(state):
         with open(state) as f:
             info["checkpoint_step"] = json.load(f)["step"]
+    info["attribute_scale"] = _find_model_folder(path)[1]["guidance"].get("attribute_scale", {})
     return info
 
 
@@ -193,18 +206,21 @@ def main(argv=None) -> dict:
     p.add_argument("--baselines-only", action="store_true",
                    help="evaluate only the baseline models (a partial report for a later --reuse-baselines)")
     p.add_argument("--classifier", default="runs/attr_classifier", help="judge folder (trained here if missing)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default 20, quick 8)")
-    p.add_argument("--scheduler", default="dpm++", help="sampler")
+    p.add_argument("--steps", type=int, default=None, help=f"sampler steps (default {DEFAULT_STEPS}, quick 8)")
+    p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help="sampler")
     p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="guidance scale W")
     p.add_argument("--guidance-sweep", type=float, nargs="*", default=[], metavar="W",
                    help="also score the model under test at these W (per-attribute and 3-attribute all-correct)")
+    p.add_argument("--ablate", action="store_true",
+                   help="also score the model under test without its per-attribute guidance scales and with the "
+                        "deterministic dpm++ sampler (per-attribute and 3-attribute all-correct)")
     p.add_argument("--n-per", type=int, default=None, help="images per prompt (default 16, quick 2)")
     p.add_argument("--n-combos", type=int, default=None, help="prompts per combination set (default 8, quick 4)")
     p.add_argument("--batch", type=int, default=128, help="images per sampling run")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     args = p.parse_args(argv)
-    args.steps = args.steps or (8 if args.quick else 20)
+    args.steps = args.steps or (8 if args.quick else DEFAULT_STEPS)
     args.n_per = args.n_per or (2 if args.quick else 16)
     args.n_combos = args.n_combos or (4 if args.quick else 8)
     if args.threads:
@@ -248,9 +264,15 @@ def main(argv=None) -> dict:
             report["guidance_sweep"] = {}
         for w in args.guidance_sweep:
             r = evaluate_model(pipe, judge, argparse.Namespace(**{**vars(args), "guidance": w}), full=False, joint=False)
-            report["guidance_sweep"][str(w)] = {"per_attribute_accuracy": r["per_attribute_accuracy"],
-                                                "per_attribute_min": min(r["per_attribute_accuracy"].values()),
-                                                "all_correct": r["all_correct"]}
+            report["guidance_sweep"][str(w)] = _summary(r)
+        if args.ablate:
+            unscaled = copy.copy(pipe)
+            unscaled.attribute_scale = {}
+            dpm = argparse.Namespace(**{**vars(args), "scheduler": "dpm++"})
+            report["ablation"] = {
+                "settings": {"scheduler": args.scheduler, "attribute_scale": pipe.attribute_scale},
+                "without_attribute_scale": _summary(evaluate_model(unscaled, judge, args, full=False, joint=False)),
+                "scheduler_dpm++": _summary(evaluate_model(pipe, judge, dpm, full=False, joint=False))}
     earlier = {}
     if args.reuse_baselines and not os.path.isfile(args.reuse_baselines):
         print(f"--reuse-baselines: no report at {args.reuse_baselines}; evaluating every baseline", file=sys.stderr)

@@ -4,6 +4,7 @@
     attributes-generate --prompt "2*glasses & beard" --steps 30 --scheduler ddim --guidance 4 --out grid.png
     attributes-generate --prompt "glasses@eyes & smile" --region smile=0.2,0.5,0.8,0.9 --out grid.png
     attributes-generate --prompt "" --out uncond.png                   # empty prompt: unconditional samples
+    attributes-generate --prompt "smile & hat" --attribute-scale smile=2  # override the model's per-attribute scale
 
 A bad prompt (unknown attribute, syntax error) exits with status 2 and a message pointing at the position, listing the
 valid attributes.
@@ -16,7 +17,8 @@ import sys
 
 from gen.sampling import SCHEDULERS
 from tasks.attributes.faces import REGIONS
-from tasks.attributes.pipeline import DEFAULT_GUIDANCE, MODES, NEGATIONS, AttributesPipeline, save_grid
+from tasks.attributes.pipeline import (DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, MODES, NEGATIONS,
+                                      AttributesPipeline, check_attribute_scale, save_grid)
 from tasks.attributes.prompt import PromptError, parse_region_override
 
 DEFAULT_MODEL = os.environ.get("ATTRIBUTES_MODEL", "runs/attributes")
@@ -39,9 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num", type=int, default=16, help="number of images")
     p.add_argument("--seed", type=int, default=0, help="seed (image i uses noise seeded by (seed, i))")
     p.add_argument("--out", default="grid.png", help="output PNG grid (written atomically)")
-    p.add_argument("--steps", type=int, default=20, help="sampler steps")
-    p.add_argument("--scheduler", default="dpm++", help=f"sampler: {', '.join(SCHEDULERS)}, ancestral or ddim-eta")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampler steps")
+    p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"sampler: {', '.join(SCHEDULERS)}, ancestral or ddim-eta")
     p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="guidance scale W multiplying every term's weight")
+    p.add_argument("--attribute-scale", action="append", default=[], metavar="ATTR=S",
+                   help="per-attribute guidance scale, replacing the model's calibrated one for ATTR (repeatable); "
+                        "'none' drops the model's scales")
     p.add_argument("--region", action="append", default=[], metavar="ATTR=REGION",
                    help="restrict a prompt attribute to x0,y0,x1,y1 (in [0, 1]), a region name or a mask image path")
     p.add_argument("--negation", choices=NEGATIONS, default="off",
@@ -62,6 +67,18 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     try:
         pipe = AttributesPipeline.from_pretrained(args.model, negation=args.negation)
+        for item in args.attribute_scale:
+            if item.strip().lower() == "none":
+                pipe.attribute_scale = {}
+                continue
+            name, eq, value = item.partition("=")
+            try:
+                value = float(value)
+            except ValueError:
+                eq = ""
+            if not eq:
+                raise ValueError(f"--attribute-scale expects ATTR=S with S a number > 0 (or 'none'), got {item!r}")
+            pipe.attribute_scale = check_attribute_scale({**pipe.attribute_scale, name.strip(): value}, pipe.attributes)
         regions = dict(_parse_region(r, pipe.attributes) for r in args.region)
         prompt = pipe.build(args.prompt, regions, args.guidance, args.mode)
         images = pipe.sample(prompt, args.num, args.seed, args.steps, args.scheduler)

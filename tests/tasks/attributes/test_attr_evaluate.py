@@ -72,3 +72,26 @@ def test_baselines_are_reused_only_when_everything_matches(setup, tmp_path):
     other = evaluate.main(["--model", m, "--joint-model", m, "--classifier", j, "--reuse-baselines",
                            str(tmp_path / "a.json"), "--out", str(tmp_path / "c.json"), "--seed", "1"] + TINY)
     assert "reused_from" not in other["baselines"]["joint_model_no_attribute_dropout"]
+
+
+def test_calibrated_scales_are_used_recorded_and_ablated(setup, tmp_path):
+    """A model with a per-attribute scale: its prompts (now with unequal weights) are sampled in weight groups, the
+    scale is part of the model's info (so a baseline evaluated before a calibration is not reused after it), and
+    --ablate scores the model without the scales and with dpm++."""
+    import shutil
+
+    from tasks.attributes.calibrate import write_scales
+
+    m, j = str(tmp_path / "model"), str(setup / "judge")
+    shutil.copytree(setup / "model", m)
+    before = evaluate.main(["--model", m, "--joint-model", m, "--classifier", j, "--baselines-only",
+                            "--out", str(tmp_path / "a.json")] + TINY)
+    write_scales(m, {"smile": 2.0})
+    r = evaluate.main(["--model", m, "--joint-model", m, "--classifier", j, "--reuse-baselines",
+                       str(tmp_path / "a.json"), "--ablate", "--out", str(tmp_path / "b.json")] + TINY)
+    assert r["model_info"]["attribute_scale"] == {"smile": 2.0}
+    assert before["baselines"]["joint_model_no_attribute_dropout"]["model_info"]["attribute_scale"] == {}
+    assert "reused_from" not in r["baselines"]["joint_model_no_attribute_dropout"]
+    assert r["ablation"]["settings"]["attribute_scale"] == {"smile": 2.0}
+    assert set(r["ablation"]["without_attribute_scale"]["per_attribute_accuracy"]) == set(r["per_attribute_accuracy"])
+    assert "all_correct" in r["ablation"]["scheduler_dpm++"]
