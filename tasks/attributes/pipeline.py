@@ -286,7 +286,7 @@ def save_grid(images: Tensor, path: str, nrow: int | None = None) -> str:
 
 
 # ---- export with a model card ----------------------------------------------------------------------------------------
-def model_card(run_config: dict, report: dict | None = None) -> str:
+def model_card(run_config: dict, report: dict | None = None, attribute_scale: Mapping[str, float] | None = None) -> str:
     """Markdown model card for an exported attribute model: what it is, how it was trained, how it scores."""
     m, d, tr = run_config.get("model", {}), run_config.get("data", {}), run_config.get("train", {})
     lines = [
@@ -307,6 +307,10 @@ def model_card(run_config: dict, report: dict | None = None) -> str:
         "pipe = AttributesPipeline.from_pretrained(\"<this folder>\")",
         "save_grid(pipe(\"glasses & beard & ~hat\", num=16, seed=0), \"grid.png\")",
         "```", "",
+        f"Sampling defaults: `{DEFAULT_SCHEDULER}`, {DEFAULT_STEPS} steps, guidance W = {DEFAULT_GUIDANCE:g}; per-attribute "
+        f"guidance scales (`pipeline.yaml`): {dict(attribute_scale) if attribute_scale else 'none'}"
+        + (", chosen by `python -m tasks.attributes.calibrate` on the judge with seed 1 (the evaluation below samples "
+           "with seed 0)." if attribute_scale else "."), "",
         "## Evaluation", "",
     ]
     if report:
@@ -317,6 +321,14 @@ def model_card(run_config: dict, report: dict | None = None) -> str:
             lines += ["", "| target | value | goal | met |", "|---|---|---|---|"]
             lines += [f"| {k} | {v.get('value', float('nan')):.3f} | ≥ {v['target']} | {v.get('met')} |"
                       for k, v in report["targets"].items()]
+        if "ablation" in report:
+            lines += ["", "Ablation (same run, same seed): per-attribute minimum / 3-attribute all-correct seen / held out",
+                      "", "| variant | per-attribute min | seen 3 | held-out 3 |", "|---|---|---|---|"]
+            rows = [("as shipped", {"per_attribute_min": min(report["per_attribute_accuracy"].values()),
+                                    "all_correct": report["all_correct"]})]
+            rows += [(k.replace("_", " "), v) for k, v in report["ablation"].items() if k != "settings"]
+            lines += [f"| {name} | {v['per_attribute_min']:.3f} | {v['all_correct']['seen']['3']:.3f} | "
+                      f"{v['all_correct']['heldout']['3']:.3f} |" for name, v in rows]
     else:
         lines += ["Not evaluated yet: `python -m tasks.attributes.evaluate --model <this folder> --out report.json`."]
     lines += ["", "## Limits", "", "Procedural 32×32 cartoon faces only; not a model of real faces. Licence: Apache-2.0."]
@@ -341,7 +353,7 @@ def export(run: str, out: str, report_path: str | None = None) -> str:
     if report_path:
         with open(report_path) as f:
             report = json.load(f)
-    pipe.save_pretrained(out, card=model_card(run_cfg, report))
+    pipe.save_pretrained(out, card=model_card(run_cfg, report, pipe.attribute_scale))
     return out
 
 

@@ -81,6 +81,8 @@ def test_per_attribute_scale_multiplies_its_terms_and_round_trips(pipe, model_di
     assert again.attribute_scale == {"smile": 1.5} and again.schedule.T == 50
     again.save_pretrained(str(tmp_path / "m2"))
     assert AttributesPipeline.from_pretrained(str(tmp_path / "m2")).attribute_scale == {"smile": 1.5}
+    from tasks.attributes.pipeline import model_card
+    assert "{'smile': 1.5}, chosen by `python -m tasks.attributes.calibrate`" in model_card({}, None, again.attribute_scale)
     with pytest.raises(ValueError, match="unknown attribute 'smyle'.*valid attributes: glasses"):
         AttributesPipeline(again.model, again.schedule, attribute_scale={"smyle": 2.0})
     with pytest.raises(ValueError, match="> 0"):
