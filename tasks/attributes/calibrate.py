@@ -39,22 +39,19 @@ def accuracy(pipe: AttributesPipeline, judge, names: list[str], args) -> dict[st
     (absent), n_per images each; "in_combination", how often a is present in `n_combos` random 3-attribute prompts
     that contain it (never a held-out combination), n_per images each; "score", the smaller of the two (an attribute
     can be right alone and get lost next to others, which is where the smile failed)."""
-    prompts, expects = [], []
+    prompts, expects, spans = [], [], {}
     for a in names:
-        prompts += [[(a, True, None)], [(a, False, None)]]
-        expects += [{a: True}, {a: False}]
         rng = random.Random(args.seed * 1000 + ATTRIBUTES.index(a))
         pool = [c for c in itertools.combinations(ATTRIBUTES, 3) if a in c and not is_heldout(c)]
-        for c in rng.sample(pool, min(args.n_combos, len(pool))):
-            prompts.append([(x, True, None) for x in c])
-            expects.append({a: True})
+        combos = rng.sample(pool, min(args.n_combos, len(pool)))
+        spans[a] = (len(prompts), len(prompts) + 2 + len(combos))
+        prompts += [[(a, True, None)], [(a, False, None)]] + [[(x, True, None) for x in c] for c in combos]
+        expects += [{a: True}, {a: False}] + [{a: True}] * len(combos)
     s = judge_all_correct(judge, generate(pipe, prompts, args.n_per, args), expects, args.n_per)
-    out, i = {}, 0
-    for a in names:
-        k = 2 + min(args.n_combos, len([c for c in itertools.combinations(ATTRIBUTES, 3) if a in c and not is_heldout(c)]))
-        single, combo = (s[i] + s[i + 1]) / 2, sum(s[i + 2:i + k]) / max(1, k - 2)
+    out = {}
+    for a, (i, j) in spans.items():
+        single, combo = (s[i] + s[i + 1]) / 2, sum(s[i + 2:j]) / max(1, j - i - 2)
         out[a] = {"single": single, "in_combination": combo, "score": min(single, combo)}
-        i += k
     return out
 
 
@@ -80,6 +77,7 @@ def calibrate(pipe: AttributesPipeline, judge, args) -> tuple[dict[str, float], 
         best = min(reached) if reached else max(accs, key=lambda s: (accs[s]["score"], -float(s)))
         if float(best) != 1.0:
             chosen[a] = float(best)
+    pipe.attribute_scale = chosen  # the pipeline is left calibrated
     return chosen, tried
 
 

@@ -18,7 +18,7 @@ import sys
 from gen.sampling import SCHEDULERS
 from tasks.attributes.faces import REGIONS
 from tasks.attributes.pipeline import (DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, MODES, NEGATIONS,
-                                      AttributesPipeline, check_attribute_scale, save_grid)
+                                      AttributesPipeline, save_grid)
 from tasks.attributes.prompt import PromptError, parse_region_override
 
 DEFAULT_MODEL = os.environ.get("ATTRIBUTES_MODEL", "runs/attributes")
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
                 eq = ""
             if not eq:
                 raise ValueError(f"--attribute-scale expects ATTR=S with S a number > 0 (or 'none'), got {item!r}")
-            pipe.attribute_scale = check_attribute_scale({**pipe.attribute_scale, name.strip(): value}, pipe.attributes)
+            pipe.attribute_scale = {**pipe.attribute_scale, name.strip(): value}  # validated by the setter
         regions = dict(_parse_region(r, pipe.attributes) for r in args.region)
         prompt = pipe.build(args.prompt, regions, args.guidance, args.mode)
         images = pipe.sample(prompt, args.num, args.seed, args.steps, args.scheduler)

@@ -145,8 +145,17 @@ class AttributesPipeline:
         self.model = model.eval()
         self.schedule, self.prediction_type, self.size, self.negation = schedule, prediction_type, size, negation
         self.attributes = model.attributes
-        self.attribute_scale = check_attribute_scale(attribute_scale, self.attributes)  # per-attribute guidance
+        self.attribute_scale = attribute_scale  # per-attribute guidance (validated by the setter)
         self.schedule_kind = schedule_kind  # the schedule's name, written by save_pretrained
+
+    @property
+    def attribute_scale(self) -> dict[str, float]:
+        """{attribute: guidance scale}; attributes not listed have scale 1. Assigning validates (clear error)."""
+        return self._attribute_scale
+
+    @attribute_scale.setter
+    def attribute_scale(self, scale: Mapping[str, float] | None) -> None:
+        self._attribute_scale = check_attribute_scale(scale, self.attributes)
 
     @classmethod
     def from_pretrained(cls, path: str, negation: str = "off", size: int = 32) -> "AttributesPipeline":

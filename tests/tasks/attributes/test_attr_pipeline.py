@@ -87,6 +87,9 @@ def test_per_attribute_scale_multiplies_its_terms_and_round_trips(pipe, model_di
         AttributesPipeline(again.model, again.schedule, attribute_scale={"smyle": 2.0})
     with pytest.raises(ValueError, match="> 0"):
         AttributesPipeline(again.model, again.schedule, attribute_scale={"smile": 0.0})
+    with pytest.raises(ValueError, match="finite number > 0"):
+        again.attribute_scale = {"smile": float("nan")}
+    assert again.attribute_scale == {"smile": 1.5}  # a refused assignment changes nothing
 
 
 def test_region_term_changes_nothing_outside_its_region(pipe):
