@@ -11,7 +11,9 @@ scoring below `--target` is tried again at the next scale of `--grid`, until it 
 that does is kept) or the grid ends (the scale with the best score is kept, the smaller one on ties). Scales of 1 are
 not written. The result goes into the model folder's `pipeline.yaml` (``guidance: {attribute_scale: {...}}``, read by
 `AttributesPipeline.from_pretrained`; for a run folder, `<run>/pipeline.yaml`), and every accuracy measured into the
-`--out` JSON. 15 minutes on one core (the other one busy) with the defaults.
+`--out` JSON. 15 minutes on one core (the other one busy) with the defaults. The scales belong to the weights they
+were measured on: a run folder's pipeline.yaml also applies to its later checkpoints, so calibrate again after more
+training (the `--out` record names the model and the evaluation's `model_info` records the scales it used).
 """
 from __future__ import annotations
 
