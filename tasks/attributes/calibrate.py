@@ -62,7 +62,7 @@ def calibrate(pipe: AttributesPipeline, judge, args) -> tuple[dict[str, float], 
     if sorted(args.grid) != list(args.grid) or args.grid[0] != 1.0:
         raise ValueError(f"--grid must be increasing and start at 1, got {args.grid}")
     pipe.attribute_scale = {}
-    tried: dict[str, dict[str, float]] = {a: {} for a in pipe.attributes}
+    tried: dict[str, dict[str, dict[str, float]]] = {a: {} for a in pipe.attributes}
     todo = list(pipe.attributes)
     for scale in args.grid:
         pipe.attribute_scale = {a: scale for a in todo} if scale != 1.0 else {}

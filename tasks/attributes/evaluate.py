@@ -67,21 +67,17 @@ def generate(pipe: AttributesPipeline, prompts: list, n_per: int, args, mode: st
     groups: dict[tuple, list[int]] = {}  # same number of terms and the same weights (per-attribute scales differ)
     for i, b in enumerate(built):
         groups.setdefault(tuple(t.weight for t in b.terms), []).append(i)
-    for weights_key, idx in sorted(groups.items()):
-        n_terms = len(weights_key)
+    for weights, idx in sorted(groups.items()):
         for chunk in [idx[j:j + max(1, args.batch // n_per)] for j in range(0, len(idx), max(1, args.batch // n_per))]:
             terms = []
-            for k in range(n_terms):
+            for k, weight in enumerate(weights):  # a group's prompts share every term weight by construction
                 ts = [built[i].terms[k] for i in chunk]
                 cond = {key: torch.cat([t.cond[key].expand(n_per, -1) for t in ts]) for key in (GROUP, keep_key(GROUP))}
-                weights = {t.weight for t in ts}
-                if len(weights) != 1:
-                    raise ValueError("batched prompts need equal term weights")
                 masked = any(t.mask is not None for t in ts)
                 mask = None if not masked else torch.cat(
                     [(ones if t.mask is None else t.mask.reshape(1, 1, pipe.size, pipe.size)).expand(n_per, -1, -1, -1)
                      for t in ts])
-                terms.append(Term(cond, weights.pop(), mask))
+                terms.append(Term(cond, weight, mask))
             x = pipe.sample(Prompt(tuple(terms)), len(chunk) * n_per, args.seed, args.steps, args.scheduler)
             for j, i in enumerate(chunk):
                 out[i] = x[j * n_per:(j + 1) * n_per]

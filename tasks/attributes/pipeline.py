@@ -244,11 +244,10 @@ class AttributesPipeline:
         if num < 1:
             raise ValueError(f"num must be ≥ 1, got {num}")
         shape = (num, 3, self.size, self.size)
-        g = [torch.Generator().manual_seed(seed * 1_000_003 + i) for i in range(num)]
-        x_T = torch.cat([torch.randn((1, *shape[1:]), generator=gi) for gi in g])
+        g = [torch.Generator().manual_seed(seed * 1_000_003 + i) for i in range(num)]  # x_T is their first draw
         f = guided_model(self.model, prompt if len(prompt) else None, self.model.null_cond())
         with torch.no_grad():
-            x = sample(f, shape, self.schedule, sampler=scheduler, steps=steps, generator=g, x_T=x_T,
+            x = sample(f, shape, self.schedule, sampler=scheduler, steps=steps, generator=g,
                        prediction_type=self.prediction_type)
         return x.clamp(-1, 1)
 
