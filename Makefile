@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile $(wildcard data/*/setup.sh)
 	touch $(STAMP)
 
 demo: setup
-	$(PY) -m gen.demo --out outputs/demo
+	$(PY) -m apps.demo --out outputs/demo
 
 test: setup
 	$(PY) -m pytest -q
@@ -24,7 +24,7 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 bench: setup
-	$(PY) -m gen.bench --json reports/bench_backbone.json
+	$(PY) -m apps.bench --json reports/bench_backbone.json
 
 clean-venv:
 	rm -rf .venv

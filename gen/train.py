@@ -250,7 +250,7 @@ def cpu_name() -> str:
 
 
 def _record_timing(out: str, seconds: float, step: int, processes: int) -> None:
-    """Accumulate wall time over resumed segments in out/timing.json (read by gen.export for model cards)."""
+    """Accumulate wall time over resumed segments in out/timing.json (read by apps.export for model cards)."""
     path = os.path.join(out, "timing.json")
     prev = {}
     if os.path.exists(path):

@@ -1,6 +1,6 @@
 """Train the music-to-dance model (fine-tuning the pretrained unconditional 1D backbone, or from scratch).
 
-    accelerate launch gen/pretrain.py --config configs/backbone_1d.yaml                    # the backbone, first
+    accelerate launch apps/pretrain.py --config configs/backbone_1d.yaml                    # the backbone, first
     accelerate launch tasks/dance/train.py --config configs/dance.yaml                       # CPU default (fine-tune)
     accelerate launch tasks/dance/train.py --config configs/dance.yaml model.init_from=      # from scratch
     accelerate launch tasks/dance/train.py --config configs/dance_gpu.yaml                   # GPU scale

@@ -51,7 +51,7 @@ def test_unknown_config_key_is_an_error(tmp_path):
 def test_two_process_accelerate_run_on_cpu(tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/cpu_2proc.yaml",
-           "--main_process_port", "29533", "gen/pretrain.py", "--config", "configs/backbone_2d.yaml", *TINY,
+           "--main_process_port", "29533", "apps/pretrain.py", "--config", "configs/backbone_2d.yaml", *TINY,
            f"train.output_dir={out}", "train.steps=3", "train.ckpt_every=3"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)

@@ -1,6 +1,6 @@
 """Why the dance models predict x_0: a side-by-side smoothness diagnostic of trained checkpoints.
 
-    python -m tasks.dance.jitter --model v=runs/dance_scratch/checkpoints/step_0000500/ema \
+    python -m research.dance_jitter --model v=runs/dance_scratch/checkpoints/step_0000500/ema \
         --model x0=runs/dance_scratch_x0/checkpoints/step_0000500/ema --out reports/dance_parameterisation.json
 
 For each model: the one-step denoised estimate x̂_0 of a held-out ground-truth window noised to t ∈ {50, 200, 500}
@@ -19,11 +19,11 @@ import torch
 
 from gen.io import atomic_write_json
 
-from . import metrics as M
-from .data import HELDOUT_SEEDS, load_song
-from .evaluate import beat_frames
-from .model import DanceModel
-from .pipeline import WINDOW, DancePipeline
+from tasks.dance import metrics as M
+from tasks.dance.data import HELDOUT_SEEDS, load_song
+from tasks.dance.evaluate import beat_frames
+from tasks.dance.model import DanceModel
+from tasks.dance.pipeline import WINDOW, DancePipeline
 
 
 def _acc(x: torch.Tensor) -> float:
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
                   models={name: diagnose(path, songs) | {"folder": path} for name, path in models.items()},
                   settings=dict(songs=a.songs, seconds=a.seconds, heldout_seeds=list(HELDOUT_SEEDS[:a.songs]),
                                 total_seconds=time.time() - t0),
-                  command="python -m tasks.dance.jitter " + " ".join(f"--model {k}={v}" for k, v in models.items()))
+                  command="python -m research.dance_jitter " + " ".join(f"--model {k}={v}" for k, v in models.items()))
     atomic_write_json(a.out, report)
     for name, r in report["models"].items():
         print(f"{name:>6} ({r['prediction_type']}): x̂0 acceleration at t=200 {r['one_step']['200']['x0hat_acceleration']:.4f}"

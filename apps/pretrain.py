@@ -1,8 +1,8 @@
 """Backbone pretraining (unconditional) and class-conditional fine-tuning on the backbone's own procedural data.
 
-    accelerate launch gen/pretrain.py --config configs/backbone_2d.yaml              # unconditional 2D backbone
-    accelerate launch gen/pretrain.py --config configs/backbone_1d.yaml              # unconditional 1D backbone
-    accelerate launch gen/pretrain.py --config configs/shapes_classcond.yaml \
+    accelerate launch apps/pretrain.py --config configs/backbone_2d.yaml              # unconditional 2D backbone
+    accelerate launch apps/pretrain.py --config configs/backbone_1d.yaml              # unconditional 1D backbone
+    accelerate launch apps/pretrain.py --config configs/shapes_classcond.yaml \
         model.init_from=runs/backbone_2d/checkpoints/step_0004000/ema                 # label-conditional fine-tune
 
 Every option has a default below; `--dry-run` prints the resolved config. Task data sets join the union here as the

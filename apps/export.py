@@ -1,6 +1,6 @@
 """Ship a trained model: the run's EMA weights as fp16 safetensors plus a model card.
 
-    python -m gen.export runs/backbone_2d --out checkpoints/backbone_2d --command "accelerate launch ..." \
+    python -m apps.export runs/backbone_2d --out checkpoints/backbone_2d --command "accelerate launch ..." \
         [--eval reports/x.json] [--notes "..."]
 
 The card records the command, the resolved config, the steps, the wall time and machine the run reports, and the
@@ -63,7 +63,7 @@ def export(run_dir: str, out: str, command: str, module: str | None = None, eval
     n_params = sum(p.numel() for p in model.parameters())
     card = [f"# {os.path.basename(out.rstrip('/'))}", "",
             f"`{cls.__module__}.{cls.__name__}`, {n_params / 1e6:.2f} M parameters, {which.upper()} weights stored as "
-            "fp16 safetensors (load with `gen.export.load_shipped(path)`, which casts to fp32).", "",
+            "fp16 safetensors (load with `apps.export.load_shipped(path)`, which casts to fp32).", "",
             "## Training", "", f"- command: `{command}`", f"- steps: {state['step']}",
             f"- wall time: {timing['seconds']:.0f} s ({timing['threads']} threads, {timing['processes']} process(es))"
             if timing else "- wall time: not recorded",

@@ -1,7 +1,7 @@
 """Experiment 1 — prior gap vs T: the average per-dimension KL(q(x_T | x_0) ‖ N(0, I)) on the digits, per schedule and
 per data preprocessing (raw, globally centred, per-class centred, centred + scaled to σ = 1).
 
-    python -m gen.experiments prior_gap --out docs/experiments/prior_gap/
+    python -m research.experiments prior_gap --out docs/experiments/prior_gap/
 
 Closed form per dimension (DDPM eq. 4): q(x_T | x_0) = N(√ᾱ_T x_0, 1 − ᾱ_T), so
     KL = ½(ᾱ_T x_0² − ᾱ_T − ln(1 − ᾱ_T)) ≈ ½ ᾱ_T x_0² + ¼ ᾱ_T²   for small ᾱ_T,

@@ -1,8 +1,8 @@
 """Experiment 7 — metrics sanity for generated vs real digits: SSIM, RMSE, L1, Fréchet distance in the judge's
 feature space; LPIPS and Inception-FID only where weights are supplied (otherwise reported as not computed).
 
-    python -m gen.experiments metrics --out docs/experiments/metrics/
-    GEN_INCEPTION_WEIGHTS=… GEN_LPIPS_WEIGHTS=… python -m gen.experiments metrics …   # with local weights
+    python -m research.experiments metrics --out docs/experiments/metrics/
+    GEN_INCEPTION_WEIGHTS=… GEN_LPIPS_WEIGHTS=… python -m research.experiments metrics …   # with local weights
 
 Pairings (per-pair metrics need a partner): each generated digit vs (a) its nearest real *training* digit of the same
 class (pixel L2; high similarity here = memorisation) and (b) a random real *test* digit of the same class. The same

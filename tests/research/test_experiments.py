@@ -1,4 +1,4 @@
-"""The research experiments (`gen.experiments`) in their --quick variants: each runs end to end into a temp folder and
+"""The research experiments (`research.experiments`) in their --quick variants: each runs end to end into a temp folder and
 its results.json is checked for the contracts the full runs rely on (closed forms vs numerics, monotonicity, what is
 reported as not computed)."""
 import json
@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from gen.experiments import EXPERIMENTS
-from gen.experiments.__main__ import main
-from gen.experiments.common import make_schedule
-from gen.experiments.embeddings import one_nn_accuracy
-from gen.experiments.scale_linearity import empirical_optimal_eps
-from gen.experiments.single_image import optimal_eps, prior_gap_closed_form
+from research.experiments import EXPERIMENTS
+from research.experiments.__main__ import main
+from research.experiments.common import make_schedule
+from research.experiments.embeddings import one_nn_accuracy
+from research.experiments.scale_linearity import empirical_optimal_eps
+from research.experiments.single_image import optimal_eps, prior_gap_closed_form
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def run_exp(name, tmp_path, cache):
     r = json.loads((out / "results.json").read_text())
     assert r["experiment"] == name and r["quick"] is True
     readme = (out / "README.md").read_text()
-    assert "python -m gen.experiments " + name in readme and "## Conclusion" in readme
+    assert "python -m research.experiments " + name in readme and "## Conclusion" in readme
     return r, out
 
 

@@ -2,7 +2,7 @@
 T ∈ {50, 100, 200, 1000} on raw, globally centred and per-class centred digits, with equal training steps, and its
 samples are judged by class accuracy and a Fréchet distance in digits-classifier features.
 
-    python -m gen.experiments centering --out docs/experiments/centering/
+    python -m research.experiments centering --out docs/experiments/centering/
 
 Schedule: DDPM's β range 1e−4 … 0.02 over T steps *without* the 1000/T rescaling (`linear_fixed`), the setting where
 ᾱ_T — and so the prior gap of experiment 1 — depends on T (ᾱ_T ≈ 0.60, 0.36, 0.13, 4e−5 for T = 50, 100, 200, 1000).

@@ -1,6 +1,6 @@
 """`make demo`: run the suite's main jobs on the shipped checkpoints and write everything under --out.
 
-    python -m gen.demo --out outputs/demo
+    python -m apps.demo --out outputs/demo
 
 1. Backbone: the shipped label-conditional shapes model (checkpoints/shapes_classcond) samples one row per class, a
    composite prompt (disc AND NOT square) and a regional prompt (disc guided in the left half, cross in the right half),
@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from gen.export import load_shipped
+from apps.export import load_shipped
 from gen.guidance import guided_model
 from gen.io import atomic_path
 from gen.models import ClassConditionalModel

@@ -1,6 +1,6 @@
 """Experiment 4 — single-image data: q(x_0) = δ(x − x*).
 
-    python -m gen.experiments single_image --out docs/experiments/single_image/
+    python -m research.experiments single_image --out docs/experiments/single_image/
 
 Closed forms. With x_t = √ᾱ_t x* + √(1−ᾱ_t) ε the noise is a deterministic function of x_t, so the L_simple minimiser
 (the posterior mean E[ε | x_t]) is exact and the Bayes risk is zero:

@@ -1,7 +1,7 @@
 """Backbone benchmark: our training step vs the diffusers reference loop, side by side in one process.
 
-    python -m gen.bench --json reports/bench_backbone.json          # full (a few minutes)
-    python -m gen.bench --quick --json /tmp/bench.json              # < 1 minute
+    python -m apps.bench --json reports/bench_backbone.json          # full (a few minutes)
+    python -m apps.bench --quick --json /tmp/bench.json              # < 1 minute
 
 Reference loop = diffusers' `examples/unconditional_image_generation/train_unconditional.py` step: UNet2DModel,
 DDPMScheduler.add_noise, MSE on ε, backward, clip_grad_norm 1.0, AdamW, EMAModel.step. Ours = the same step through
@@ -174,7 +174,7 @@ def main(argv=None):
     p.add_argument("--json", default="reports/bench_backbone.json", help="where to write the report")
     args = p.parse_args(argv)
     report = run(args.quick)
-    report["command"] = "python -m gen.bench" + (" --quick" if args.quick else "") + f" --json {args.json}"
+    report["command"] = "python -m apps.bench" + (" --quick" if args.quick else "") + f" --json {args.json}"
     d = os.path.dirname(os.path.abspath(args.json))
     os.makedirs(d, exist_ok=True)
     atomic_write_json(args.json, report, newline=False)

@@ -1,4 +1,4 @@
-"""CLI: ``python -m gen.experiments <name> [--quick] --out docs/experiments/<name>/``."""
+"""CLI: ``python -m research.experiments <name> [--quick] --out docs/experiments/<name>/``."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +15,7 @@ from .common import DEFAULT_CACHE, Context, write_json
 
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
-    p = argparse.ArgumentParser(prog="python -m gen.experiments", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m research.experiments", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("name", choices=EXPERIMENTS, help="which experiment to run")
     p.add_argument("--out", default=None, help="output folder (default docs/experiments/<name>/)")
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(a.threads)
     out = a.out or os.path.join("docs", "experiments", a.name)
     os.makedirs(out, exist_ok=True)
-    command = "python -m gen.experiments " + " ".join(shlex.quote(s) for s in argv)
+    command = "python -m research.experiments " + " ".join(shlex.quote(s) for s in argv)
     ctx = Context(out=out, quick=a.quick, cache=a.cache, seed=a.seed, command=command)
     results = importlib.import_module(f".{a.name}", __package__).run(ctx)
     results["command"] = command

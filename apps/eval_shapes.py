@@ -1,6 +1,6 @@
 """Evaluate the label-conditional shapes model (the backbone demo's checkpoint).
 
-    python -m gen.eval_shapes --model checkpoints/shapes_classcond --out reports/shapes_eval.json
+    python -m apps.eval_shapes --model checkpoints/shapes_classcond --out reports/shapes_eval.json
 
 A judge CNN trained on real Shapes2D images (its own held-out accuracy is reported) classifies samples drawn per class
 with DPM-Solver++ (20 steps) at several guidance scales; also a Fréchet distance in the judge's 32-d features
@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from gen.export import load_shipped
+from apps.export import load_shipped
 from gen.guidance import Term, guided_model
 from gen.io import atomic_write_json
 from gen.metrics import frechet_distance
@@ -59,7 +59,7 @@ def main(argv=None) -> dict:
             fd = frechet_distance(feats(real_x), feats(x))
         report["by_guidance"][str(w)] = {"class_accuracy": acc, "fid_shape_judge": fd}
     report["seconds"] = time.time() - t0
-    report["command"] = "python -m gen.eval_shapes " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    report["command"] = "python -m apps.eval_shapes " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
     d = os.path.dirname(os.path.abspath(a.out))
     os.makedirs(d, exist_ok=True)
     atomic_write_json(a.out, report, newline=False)

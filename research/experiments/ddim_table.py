@@ -1,7 +1,7 @@
 """Experiment 3 — the DDIM σ-family table (Song et al. 2021, Table 1) for one trained model: sample quality for
 η ∈ {0, 0.5, 1} × steps ∈ {10, 20, 50, 100, 1000}, plus DPM-Solver++ (diffusers) at 10 and 20 steps, with wall time.
 
-    python -m gen.experiments ddim_table --out docs/experiments/ddim_table/
+    python -m research.experiments ddim_table --out docs/experiments/ddim_table/
 
 Model: the shared v-prediction model (cosine, T = 1000; `common.shared_model`). Quality: judge accuracy and Fréchet
 distance in digits-classifier features against the real test set, classifier-free guidance w = 2, trailing timesteps.

@@ -1,7 +1,7 @@
 """Experiment 5 — embeddings of real vs generated digits per class: t-SNE (scikit-learn) and UMAP (umap-learn), in
 pixel space and in the judge's feature space; plus the class means (real and generated) as images.
 
-    python -m gen.experiments embeddings --out docs/experiments/embeddings/
+    python -m research.experiments embeddings --out docs/experiments/embeddings/
 
 Samples: the shared v-prediction model (cosine T = 1000), DDIM η = 0, 50 steps, guidance w = 2. The numeric summary
 is a leave-one-out 1-nearest-neighbour two-sample test per space (accuracy of telling real from generated; 0.5 =

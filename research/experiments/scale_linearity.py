@@ -1,6 +1,6 @@
 """Experiment 6 — scale-linearity of ε_θ: how far is ε_θ(c·x_t, t) from c·ε_θ(x_t, t) for c ∈ [0.5, 2]?
 
-    python -m gen.experiments scale_linearity --out docs/experiments/scale_linearity/
+    python -m research.experiments scale_linearity --out docs/experiments/scale_linearity/
 
 Relative error  r(c, t) = ‖ε_θ(c x_t, t) − c ε_θ(x_t, t)‖ / ‖c ε_θ(x_t, t)‖, averaged over test digits with x_t drawn
 from q(x_t | x_0), label-conditional (true label, no guidance). ε_θ is the shared v-prediction model converted to ε

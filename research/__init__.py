@@ -1,0 +1,1 @@
+"""Research code beside the library: the source note's experiments and diagnostics."""
