@@ -2,7 +2,7 @@
 
     python -m apps.demo --out outputs/demo
 
-1. Backbone: the shipped label-conditional shapes model (checkpoints/shapes_classcond) samples one row per class, a
+1. Backbone: the shipped label-conditional shapes model (checkpoints/shapes) samples one row per class, a
    composite prompt (disc AND NOT square) and a regional prompt (disc guided in the left half, cross in the right half),
    with DPM-Solver++ through the backbone's guidance algebra.
 2. Each task whose checkpoint is shipped runs its generation CLI on a fixed example.
@@ -17,27 +17,21 @@ import time
 
 import torch
 
-from apps.export import load_shipped
 from gen.guidance import guided_model
 from gen.io import atomic_path
-from gen.models import ClassConditionalModel
+from gen.pipeline import ClassConditionalPipeline, shipped_path
 from gen.sampling import sample_diffusers
-from gen.schedule import DiffusionSchedule
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CKPT = os.path.join(ROOT, "checkpoints")
-
-# (checkpoint folder, CLI module, argv builder given the output folder)
+# (shipped model name, CLI module, argv builder given the output folder); each CLI finds its shipped model by name
 TASK_DEMOS = [
     ("attributes", "tasks.attributes.generate",
-     lambda o: ["--model", os.path.join(CKPT, "attributes"), "--prompt", "glasses & beard & ~hat & smile@mouth",
+     lambda o: ["--prompt", "glasses & beard & ~hat & smile@mouth",
                 "--num", "16", "--seed", "0", "--out", os.path.join(o, "attributes_grid.png")]),
     ("calligraphy", "tasks.calligraphy.generate",
-     lambda o: ["--checkpoint", os.path.join(CKPT, "calligraphy"), "--text", "永和九年", "--style", "ukai", "--seed", "0",
+     lambda o: ["--text", "永和九年", "--style", "ukai", "--seed", "0",
                 "--out", os.path.join(o, "calligraphy_work.png"), "--video", os.path.join(o, "calligraphy_work.mp4")]),
     ("dance", "tasks.dance.generate",
-     lambda o: ["--model", os.path.join(CKPT, "dance"), "--music", os.path.join(o, "demo_song.wav"), "--seconds", "10",
-                "--seed", "0",
+     lambda o: ["--music", os.path.join(o, "demo_song.wav"), "--seconds", "10", "--seed", "0",
                 "--out", os.path.join(o, "dance.mp4"), "--bvh", os.path.join(o, "dance.bvh"),
                 "--npz", os.path.join(o, "dance.npz")]),
 ]
@@ -51,10 +45,8 @@ def save_grid(x: torch.Tensor, path: str, nrow: int) -> None:
 
 
 def backbone_demo(out: str, seed: int = 0) -> str:
-    folder = os.path.join(CKPT, "shapes_classcond")
-    model = load_shipped(folder, ClassConditionalModel)
-    size = 32
-    sched = DiffusionSchedule.make("cosine", 1000)
+    pipe = ClassConditionalPipeline.from_pretrained("shapes")
+    model, sched, size = pipe.model, pipe.schedule, pipe.image_shape[-1]
     k = model.config.num_classes
     per = 8
     rows = []
@@ -89,8 +81,8 @@ def main(argv=None) -> int:
     print(f"backbone: {backbone_demo(a.out, a.seed)} "
           "(rows: disc, square, triangle, cross; disc & ~square; disc@left & cross@right)")
     for name, module, args in TASK_DEMOS:
-        if not os.path.isdir(os.path.join(CKPT, name)):
-            print(f"{name}: no shipped checkpoint in checkpoints/{name}, skipped")
+        if not (shipped_path(name) / "pipeline.json").is_file():
+            print(f"{name}: no shipped model at {shipped_path(name)}, skipped")
             continue
         if name == "dance":  # a bundled synthetic song, written by the project's own synthesizer
             from tasks.dance.synth import make_song, write_wav

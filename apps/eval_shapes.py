@@ -1,6 +1,6 @@
 """Evaluate the label-conditional shapes model (the backbone demo's checkpoint).
 
-    python -m apps.eval_shapes --model checkpoints/shapes_classcond --out reports/shapes_eval.json
+    python -m apps.eval_shapes --model shapes --out reports/shapes_eval.json
 
 A judge CNN trained on real Shapes2D images (its own held-out accuracy is reported) classifies samples drawn per class
 with DPM-Solver++ (20 steps) at several guidance scales; also a Fréchet distance in the judge's 32-d features
@@ -15,28 +15,26 @@ import time
 
 import torch
 
-from apps.export import load_shipped
+from gen.pipeline import ClassConditionalPipeline
 from gen.guidance import Term, guided_model
 from gen.io import atomic_write_json
 from gen.metrics import frechet_distance
 from gen.models import ClassConditionalModel
 from gen.sampling import sample_diffusers
-from gen.schedule import DiffusionSchedule
 from gen.toydata import Shapes2D, shape_judge
 
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="checkpoints/shapes_classcond", help="model folder (save_pretrained layout)")
+    p.add_argument("--model", default="shapes", help="shipped model name or pipeline folder")
     p.add_argument("--out", default="reports/shapes_eval.json", help="report JSON (written atomically)")
     p.add_argument("--per-class", type=int, default=64, help="samples per class and guidance scale")
-    p.add_argument("--schedule", default="cosine", help="the model's training schedule")
-    p.add_argument("--T", type=int, default=1000, help="the model's training T")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     t0 = time.time()
-    model = load_shipped(a.model, ClassConditionalModel)
+    pipe = ClassConditionalPipeline.from_pretrained(a.model)
+    model = pipe.model
     k, size = model.config.num_classes, 32
     judge = shape_judge(Shapes2D(4096, size, k, seed=1), steps=400)
     real_x, real_y = Shapes2D(1024, size, k, seed=2).tensors()
@@ -45,7 +43,7 @@ def main(argv=None) -> dict:
         judge_acc = (judge(real_x).argmax(1) == real_y).float().mean().item()
         feats = lambda x: judge[:-1](x).numpy()  # noqa: E731
         floor = frechet_distance(feats(real_x), feats(real2_x))
-    sched = DiffusionSchedule.make(a.schedule, a.T)
+    sched = pipe.schedule
     labels = torch.arange(k).repeat_interleave(a.per_class)
     report = {"judge_accuracy_on_real": judge_acc, "fid_shape_judge_real_vs_real": floor, "by_guidance": {},
               "sampler": "dpm++ 20 steps", "per_class": a.per_class}

@@ -9,10 +9,10 @@ default 1: the evaluation samples with seed 0) and judged by the attribute class
 a's score is the smaller of its single-prompt accuracy and how often it is present in the combinations. An attribute
 scoring below `--target` is tried again at the next scale of `--grid`, until it reaches the target (the first scale
 that does is kept) or the grid ends (the scale with the best score is kept, the smaller one on ties). Scales of 1 are
-not written. The result goes into the model folder's `pipeline.yaml` (``guidance: {attribute_scale: {...}}``, read by
-`AttributesPipeline.from_pretrained`; for a run folder, `<run>/pipeline.yaml`), and every accuracy measured into the
+not written. The result goes into the model folder's `pipeline.json` (``task_config: {attribute_scale: {...}}``, read by
+`AttributesPipeline.from_pretrained`; for a run folder, `<run>/pipeline.json`), and every accuracy measured into the
 `--out` JSON. 15 minutes on one core (the other one busy) with the defaults. The scales belong to the weights they
-were measured on: a run folder's pipeline.yaml also applies to its later checkpoints, so calibrate again after more
+were measured on: a run folder's pipeline.json also applies to its later checkpoints, so calibrate again after more
 training (the `--out` record names the model and the evaluation's `model_info` records the scales it used).
 """
 from __future__ import annotations
@@ -25,15 +25,16 @@ import random
 import sys
 import time
 
-import torch
-import yaml
+from pathlib import Path
 
-from gen.io import atomic_write_json, atomic_write_text
+import torch
+
+from gen.io import atomic_write_json
+from gen.pipeline import PIPELINE_FILE, read_json
 from tasks.attributes.classifier import load_classifier
 from tasks.attributes.evaluate import generate, judge_all_correct
 from tasks.attributes.faces import ATTRIBUTES, is_heldout
-from tasks.attributes.pipeline import (DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, PIPELINE_FILE,
-                                      AttributesPipeline)
+from tasks.attributes.pipeline import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, AttributesPipeline
 
 
 def accuracy(pipe: AttributesPipeline, judge, names: list[str], args) -> dict[str, dict[str, float]]:
@@ -84,14 +85,12 @@ def calibrate(pipe: AttributesPipeline, judge, args) -> tuple[dict[str, float], 
 
 
 def write_scales(path: str, scales: dict[str, float]) -> str:
-    """Merge `guidance.attribute_scale` into `path`/pipeline.yaml (created if missing), atomically."""
+    """Merge `task_config.attribute_scale` into `path`/pipeline.json (a run folder's overrides, or an exported
+    folder's own settings; created if missing), atomically."""
     f = os.path.join(path, PIPELINE_FILE)
-    cfg = {}
-    if os.path.exists(f):
-        with open(f) as fh:
-            cfg = yaml.safe_load(fh) or {}
-    cfg.setdefault("guidance", {})["attribute_scale"] = dict(scales)
-    atomic_write_text(f, yaml.safe_dump(cfg))
+    cfg = read_json(Path(f), "pipeline file") if os.path.exists(f) else {}
+    cfg.setdefault("task_config", {})["attribute_scale"] = dict(scales)
+    atomic_write_json(f, cfg, indent=1)
     return f
 
 

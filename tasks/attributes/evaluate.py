@@ -42,8 +42,7 @@ from gen.io import atomic_write_json
 from tasks.attributes.classifier import classify, load_classifier, train_classifier
 from tasks.attributes.faces import ATTRIBUTE_REGION, ATTRIBUTES, CACHE_VERSION, HELDOUT_COMBOS, is_heldout
 from tasks.attributes.model import GROUP
-from tasks.attributes.pipeline import (DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, AttributesPipeline,
-                                      _find_model_folder, load_mask)
+from tasks.attributes.pipeline import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, AttributesPipeline, load_mask
 
 TARGETS = {"per_attribute": 0.97, "all_correct.seen.3": 0.90, "all_correct.heldout.3": 0.80, "not": 0.95, "region": 0.85}
 
@@ -182,7 +181,10 @@ def _model_info(path: str) -> dict:
     if ck and os.path.exists(state):
         with open(state) as f:
             info["checkpoint_step"] = json.load(f)["step"]
-    info["attribute_scale"] = _find_model_folder(path)[1]["guidance"].get("attribute_scale", {})
+    from gen.pipeline import resolve_pretrained
+
+    r = resolve_pretrained(path)
+    info["attribute_scale"] = ((r.meta or r.overrides).get("task_config") or {}).get("attribute_scale", {})
     return info
 
 

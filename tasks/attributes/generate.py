@@ -15,17 +15,17 @@ import argparse
 import os
 import sys
 
-from gen.sampling import SCHEDULERS
-from tasks.attributes.faces import REGIONS
-from tasks.attributes.pipeline import (DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, MODES, NEGATIONS,
-                                      AttributesPipeline, save_grid)
-from tasks.attributes.prompt import PromptError, parse_region_override
+from gen.cli import add_common_args, positive_int, progress_bar, run, setup_runtime
 
-DEFAULT_MODEL = os.environ.get("ATTRIBUTES_MODEL", "runs/attributes")
+PROG = "attributes-generate"
+MAX_NUM = 1024  # images per call (a 32×32 grid of 1024 faces); more is almost surely a typo
 
 
 def _parse_region(text: str, attributes) -> tuple[str, object]:
     """'glasses=x0,y0,x1,y1' | 'glasses=eyes' | 'glasses=mask.png' → (attribute, region)."""
+    from tasks.attributes.faces import REGIONS
+    from tasks.attributes.prompt import PromptError, parse_region_override
+
     name, _, value = text.partition("=")
     value = value.strip()
     if value in REGIONS or (value and os.path.exists(value)):
@@ -36,37 +36,39 @@ def _parse_region(text: str, attributes) -> tuple[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--prompt", default="", help='composite prompt, e.g. "glasses & 2*beard & ~hat@top"; "" = unconditional')
-    p.add_argument("--num", type=int, default=16, help="number of images")
-    p.add_argument("--seed", type=int, default=0, help="seed (image i uses noise seeded by (seed, i))")
+    p.add_argument("--num", type=positive_int, default=16, help=f"number of images (at most {MAX_NUM})")
     p.add_argument("--out", default="grid.png", help="output PNG grid (written atomically)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampler steps")
-    p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"sampler: {', '.join(SCHEDULERS)}, ancestral or ddim-eta")
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="guidance scale W multiplying every term's weight")
     p.add_argument("--attribute-scale", action="append", default=[], metavar="ATTR=S",
                    help="per-attribute guidance scale, replacing the model's calibrated one for ATTR (repeatable); "
                         "'none' drops the model's scales")
     p.add_argument("--region", action="append", default=[], metavar="ATTR=REGION",
                    help="restrict a prompt attribute to x0,y0,x1,y1 (in [0, 1]), a region name or a mask image path")
-    p.add_argument("--negation", choices=NEGATIONS, default="off",
+    p.add_argument("--negation", choices=("off", "neg"), default="off",
                    help="~a as the tri-state term a=off (off) or a negative weight on a=on (neg)")
-    p.add_argument("--mode", choices=MODES, default="composed",
+    p.add_argument("--mode", choices=("composed", "joint"), default="composed",
                    help="composed: one term per attribute; joint: one condition with all unmasked attributes")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="run folder, checkpoint folder or exported model folder")
     p.add_argument("--nrow", type=int, default=0, help="images per grid row (0 = square)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    add_common_args(p, "attributes", {"scheduler": "euler_a", "steps": 20, "guidance": 6.0})
     return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    import torch
+def _main(args) -> int:
+    from tasks.attributes.pipeline import AttributesPipeline, save_grid
+    from tasks.attributes.prompt import PromptError
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.num > MAX_NUM:
+        raise ValueError(f"--num {args.num} is over the limit of {MAX_NUM} images per call")
+    if not args.out.lower().endswith(".png"):
+        raise ValueError(f"--out {args.out!r}: the grid is written as PNG; give a path ending in .png")
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if os.path.isdir(args.out) or not os.path.isdir(out_dir):
+        raise ValueError(f"--out {args.out!r}: expected a file path in an existing folder")
+    device = setup_runtime(args)
     try:
-        pipe = AttributesPipeline.from_pretrained(args.model, negation=args.negation)
+        pipe = AttributesPipeline.from_pretrained(args.model, negation=args.negation, device=device)
         for item in args.attribute_scale:
             if item.strip().lower() == "none":
                 pipe.attribute_scale = {}
@@ -81,16 +83,18 @@ def main(argv=None) -> int:
             pipe.attribute_scale = {**pipe.attribute_scale, name.strip(): value}  # validated by the setter
         regions = dict(_parse_region(r, pipe.attributes) for r in args.region)
         prompt = pipe.build(args.prompt, regions, args.guidance, args.mode)
-        images = pipe.sample(prompt, args.num, args.seed, args.steps, args.scheduler)
+        images = pipe.sample(prompt, args.num, args.seed, args.steps, args.scheduler, progress=progress_bar(PROG))
     except PromptError as e:
-        print(f"attributes-generate: error in prompt:\n{e}", file=sys.stderr)
-        return 2
-    except ValueError as e:
-        print(f"attributes-generate: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error in prompt:\n{e}", file=sys.stderr)
         return 2
     save_grid(images, args.out, args.nrow or None)
     print(f"wrote {args.num} images for {args.prompt!r} -> {args.out}")
     return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return run(lambda: _main(args), PROG)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Attribute pipeline: composite prompts ("glasses & beard & ~hat", "2*glasses@eyes") → face images.
 
     from tasks.attributes.pipeline import AttributesPipeline, save_grid
-    pipe = AttributesPipeline.from_pretrained("runs/attributes")
+    pipe = AttributesPipeline.from_pretrained()                              # the shipped model ("attributes"), or a
+                                                                             # run / checkpoint / exported folder
     images = pipe("glasses & beard & ~hat", num=16, seed=0)                 # (16, 3, 32, 32) in [-1, 1]
     images = pipe(2 * pipe.attribute("glasses", region="eyes") & ~pipe.attribute("hat"), num=16, seed=0)
     save_grid(images, "grid.png")                                            # atomic PNG
@@ -13,8 +14,8 @@ its own attribute and leaves the others unspecified. A negated term ("~hat", wei
 A term with a region (a name from faces.REGIONS, an (x0, y0, x1, y1) box, a mask image path or an (H, W) array) only
 guides inside it: at every step ε outside the region is exactly what the prompt without that term gives.
 
-Per-attribute guidance: a model folder may carry calibrated scales (`pipeline.yaml`: ``guidance: {attribute_scale:
-{smile: 1.5}}``, written by `tasks.attributes.calibrate`); a term's weight is then W · w_i · s(a_i), with s = 1 for
+Per-attribute guidance: a model folder may carry calibrated scales (`pipeline.json`: ``task_config: {attribute_scale:
+{smile: 1.5}}``, written by `tasks.attributes.calibrate`; a run folder's pipeline.json applies to all its checkpoints); a term's weight is then W · w_i · s(a_i), with s = 1 for
 attributes without a scale (and the largest scale of its attributes for a term that specifies several).
 `pipe.attribute_scale = {}` switches them off.
 """
@@ -28,21 +29,18 @@ from typing import Mapping
 
 import numpy as np
 import torch
-import yaml
 from torch import Tensor
 
 from gen.guidance import Prompt, Term, as_prompt, guided_model, keep_key
-from gen.io import atomic_path, atomic_write_text
+from gen.io import atomic_path
+from gen.pipeline import GenPipeline, ProgressFn, per_sample_generators, step_callback
 from gen.sampling import sample
-from gen.schedule import DiffusionSchedule
-from gen.train import latest_checkpoint
 from tasks.attributes.faces import REGIONS, region_mask
 from tasks.attributes.model import GROUP, AttributeModel
 from tasks.attributes.prompt import PromptError, parse_prompt
 
 NEGATIONS = ("off", "neg")
 MODES = ("composed", "joint")
-PIPELINE_FILE = "pipeline.yaml"  # diffusion settings written next to an exported model
 # W. Chosen on the shipped model by the judge (reports/attributes_eval.json at commit 9d5173e, `guidance_sweep`, dpm++
 # sampler, no per-attribute scales): W = 3 / 4.5 / 6 gave smile accuracy 0.69 / 0.88 / 0.91 and 3-attribute
 # all-correct 0.70 / 0.76 / 0.81 (seen), 0.63 / 0.75 / 0.81 (held out).
@@ -54,42 +52,6 @@ DEFAULT_GUIDANCE = 6.0
 # RMSE of the face crop 0.291 vs 0.308 with dpm++ (real renders 0.321; reports/attributes_diversity.json).
 DEFAULT_SCHEDULER = "euler_a"
 DEFAULT_STEPS = 20
-
-
-def _find_model_folder(path: str) -> tuple[str, dict]:
-    """A run folder, a checkpoints/step_N folder or a model folder → (model folder, settings) where settings has
-    "diffusion" (from the nearest pipeline.yaml / config.yaml that has it) and "guidance" (from the nearest
-    pipeline.yaml that has it), searching the model folder and up to three folders above it."""
-    if not os.path.isdir(path):
-        raise ValueError(f"{path!r} is not a folder; accepted: a run folder (runs/attributes), a checkpoint folder "
-                         "(…/checkpoints/step_NNNNNNN) or an exported pipeline/model folder")
-    folder = path
-    if os.path.isdir(os.path.join(path, "checkpoints")):
-        ck = latest_checkpoint(path)
-        if ck is None:
-            raise ValueError(f"run folder {path!r} has no checkpoints yet")
-        folder = ck
-    if os.path.isdir(os.path.join(folder, "ema")):
-        folder = os.path.join(folder, "ema")
-    elif os.path.isdir(os.path.join(folder, "model")):
-        folder = os.path.join(folder, "model")
-    if not os.path.exists(os.path.join(folder, "config.json")):
-        raise ValueError(f"no model (config.json + safetensors) found under {path!r}")
-    settings: dict = {}
-    d = folder
-    for _ in range(4):
-        for name in (PIPELINE_FILE, "config.yaml"):
-            f = os.path.join(d, name)
-            if os.path.exists(f):
-                with open(f) as fh:
-                    cfg = yaml.safe_load(fh) or {}
-                for key in ("diffusion", "guidance") if name == PIPELINE_FILE else ("diffusion",):
-                    if cfg.get(key) and key not in settings:
-                        settings[key] = cfg[key]
-        d = os.path.dirname(d)
-    settings.setdefault("diffusion", {})
-    settings.setdefault("guidance", {})
-    return folder, settings
 
 
 def check_attribute_scale(scale: Mapping[str, float] | None, attributes) -> dict[str, float]:
@@ -134,19 +96,27 @@ def specified(term: Term) -> dict[int, bool]:
     return {int(i): bool(vals[i] > 0.5) for i in torch.nonzero(keep).flatten()}
 
 
-class AttributesPipeline:
-    """Model + noise schedule + the composite-prompt algebra; call it with a prompt to get images."""
+class AttributesPipeline(GenPipeline):
+    """Model + noise schedule + the composite-prompt algebra; call it with a prompt to get images.
 
-    def __init__(self, model: AttributeModel, schedule: DiffusionSchedule, prediction_type: str = "epsilon",
-                 size: int = 32, negation: str = "off", schedule_kind: str = "cosine",
-                 attribute_scale: Mapping[str, float] | None = None):
+    `AttributesPipeline(model, meta)` with meta as in pipeline.json (see gen.pipeline); `negation` as above."""
+
+    task = "attributes"
+    model_class = AttributeModel
+    default_sampling = {"scheduler": DEFAULT_SCHEDULER, "steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE}
+
+    def __init__(self, model: AttributeModel, meta: Mapping | None = None, negation: str = "off"):
         if negation not in NEGATIONS:
             raise ValueError(f"negation must be one of {NEGATIONS}, got {negation!r}")
-        self.model = model.eval()
-        self.schedule, self.prediction_type, self.size, self.negation = schedule, prediction_type, size, negation
+        super().__init__(model, meta or {})
+        self.negation = negation
         self.attributes = model.attributes
-        self.attribute_scale = attribute_scale  # per-attribute guidance (validated by the setter)
-        self.schedule_kind = schedule_kind  # the schedule's name, written by save_pretrained
+        self.task_config.setdefault("size", 32)
+        self.attribute_scale = self.task_config.get("attribute_scale")  # validated by the setter
+
+    @property
+    def size(self) -> int:
+        return int(self.task_config["size"])
 
     @property
     def attribute_scale(self) -> dict[str, float]:
@@ -156,29 +126,13 @@ class AttributesPipeline:
     @attribute_scale.setter
     def attribute_scale(self, scale: Mapping[str, float] | None) -> None:
         self._attribute_scale = check_attribute_scale(scale, self.attributes)
+        self.task_config["attribute_scale"] = dict(self._attribute_scale)
 
     @classmethod
-    def from_pretrained(cls, path: str, negation: str = "off", size: int = 32) -> "AttributesPipeline":
-        folder, settings = _find_model_folder(path)
-        diffusion = settings["diffusion"]
-        model = AttributeModel.from_pretrained(folder)
-        kind = diffusion.get("schedule", "cosine")
-        schedule = DiffusionSchedule.make(kind, int(diffusion.get("T", 1000)))
-        return cls(model, schedule, diffusion.get("prediction_type", "epsilon"), size, negation, kind,
-                   settings["guidance"].get("attribute_scale"))
-
-    def save_pretrained(self, path: str, card: str | None = None) -> None:
-        """Export model weights (safetensors), the diffusion settings and an optional model card (README.md)."""
-        os.makedirs(path, exist_ok=True)
-        self.model.save_pretrained(path, safe_serialization=True)
-        diffusion = {"schedule": self.schedule_kind,
-                     "T": self.schedule.T, "prediction_type": self.prediction_type}
-        cfg = {"diffusion": diffusion}
-        if self.attribute_scale:
-            cfg["guidance"] = {"attribute_scale": dict(self.attribute_scale)}
-        atomic_write_text(os.path.join(path, PIPELINE_FILE), yaml.safe_dump(cfg))
-        if card is not None:
-            atomic_write_text(os.path.join(path, "README.md"), card)
+    def meta_from_training(cls, cfg: dict) -> dict:
+        meta = super().meta_from_training(cfg)
+        meta["task_config"] = {"size": int(cfg.get("data", {}).get("size", 32))}
+        return meta
 
     # -- terms --------------------------------------------------------------------------------------------------------
     def attribute(self, name: str, on: bool = True, region=None) -> Term:
@@ -201,12 +155,13 @@ class AttributesPipeline:
         return Prompt(tuple(terms))
 
     def build(self, prompt: "str | Term | Prompt | None", regions: Mapping[str, object] | None = None,
-              guidance: float = DEFAULT_GUIDANCE, mode: str = "composed") -> Prompt:
+              guidance: float | None = None, mode: str = "composed") -> Prompt:
         """Prompt in any form → the resolved Prompt the sampler uses: regions attached, weights × guidance × the
         per-attribute scale, negations per `self.negation`, and in mode="joint" the unmasked terms merged into one
         condition (weight W × the largest scale of its attributes)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        guidance = self.sampling["guidance"] if guidance is None else float(guidance)
         p = self.parse(prompt) if isinstance(prompt, str) else (Prompt() if prompt is None else as_prompt(prompt))
         terms = list(p.terms)
         for name, region in (regions or {}).items():
@@ -236,26 +191,31 @@ class AttributesPipeline:
         return max((self.attribute_scale.get(self.attributes[i], 1.0) for i in specified(term)), default=1.0)
 
     # -- sampling -----------------------------------------------------------------------------------------------------
-    def sample(self, prompt: Prompt, num: int = 16, seed: int = 0, steps: int = DEFAULT_STEPS,
-               scheduler: str = DEFAULT_SCHEDULER) -> Tensor:
+    def sample(self, prompt: Prompt, num: int = 16, seed: int = 0, steps: int | None = None,
+               scheduler: str | None = None, progress: ProgressFn | None = None) -> Tensor:
         """Sample with an already resolved Prompt (terms' conds may have batch 1 or `num`, e.g. one prompt per image).
         Per-image generators: image i's starting noise and its sampler noise (stochastic samplers) come from a generator
         seeded by (seed, i), so a grid's first images do not depend on num."""
         if num < 1:
             raise ValueError(f"num must be ≥ 1, got {num}")
         shape = (num, 3, self.size, self.size)
-        g = [torch.Generator().manual_seed(seed * 1_000_003 + i) for i in range(num)]  # x_T is their first draw
+        g = per_sample_generators(seed, num)  # x_T is their first draw
         f = guided_model(self.model, prompt if len(prompt) else None, self.model.null_cond())
         with torch.no_grad():
-            x = sample(f, shape, self.schedule, sampler=scheduler, steps=steps, generator=g,
-                       prediction_type=self.prediction_type)
-        return x.clamp(-1, 1)
+            x = sample(f, shape, self.schedule, sampler=scheduler or self.sampling["scheduler"],
+                       steps=int(steps or self.sampling["steps"]), generator=g, prediction_type=self.prediction_type,
+                       callback=step_callback(progress), device=self.device)
+        return x.clamp(-1, 1).cpu()
 
-    def __call__(self, prompt: "str | Term | Prompt | None" = "", num: int = 16, seed: int = 0, steps: int = DEFAULT_STEPS,
-                 scheduler: str = DEFAULT_SCHEDULER, guidance: float = DEFAULT_GUIDANCE, regions: Mapping[str, object] | None = None,
-                 mode: str = "composed") -> Tensor:
-        """prompt → (num, 3, H, W) images in [-1, 1]. An empty prompt samples unconditionally."""
-        return self.sample(self.build(prompt, regions, guidance, mode), num, seed, steps, scheduler)
+    def __call__(self, prompt: "str | Term | Prompt | None" = "", num: int = 16, seed: int = 0,
+                 steps: int | None = None, scheduler: str | None = None, guidance: float | None = None,
+                 regions: Mapping[str, object] | None = None, mode: str = "composed",
+                 progress: ProgressFn | None = None) -> Tensor:
+        """prompt → (num, 3, H, W) images in [-1, 1] (on the CPU). An empty prompt samples unconditionally.
+        steps / scheduler / guidance default to the pipeline's sampling settings (pipeline.json); `progress(i, n)` is
+        called after every sampler step."""
+        w = self.sampling["guidance"] if guidance is None else guidance
+        return self.sample(self.build(prompt, regions, w, mode), num, seed, steps, scheduler, progress)
 
 
 def _merge_unmasked(terms: list[Term], guidance: float) -> list[Term]:
@@ -298,74 +258,51 @@ def save_grid(images: Tensor, path: str, nrow: int | None = None) -> str:
 
 # ---- export with a model card ----------------------------------------------------------------------------------------
 def model_card(run_config: dict, report: dict | None = None, attribute_scale: Mapping[str, float] | None = None) -> str:
-    """Markdown model card for an exported attribute model: what it is, how it was trained, how it scores."""
+    """Markdown model card for an exported attribute model (through the one writer, gen.pipeline.model_card)."""
+    from gen.pipeline import model_card as write_card
+
     m, d, tr = run_config.get("model", {}), run_config.get("data", {}), run_config.get("train", {})
-    lines = [
-        "# Tri-state multi-label attribute model (procedural faces, 32×32)", "",
-        "A `tasks.attributes.model.AttributeModel`: a 2D `gen.unet.ConditionalUNet` with one token per attribute "
-        "(on / off / unspecified) read by cross-attention and pooled into FiLM.", "",
-        f"Attributes: {', '.join(run_config.get('attributes', []))}", "",
-        "## Training", "",
-        f"- initialised from: `{m.get('init_from') or 'scratch'}`",
-        f"- data: {d.get('num_samples')} procedural faces (train split: held-out combinations excluded), seed {d.get('seed')}",
-        f"- per-attribute dropout {d.get('attribute_dropout')}, whole-condition dropout {d.get('condition_dropout')}",
-        f"- {tr.get('steps')} steps × batch {tr.get('batch_size')}, lr {tr.get('lr')}, EMA {tr.get('ema_decay')}",
-        f"- diffusion: {run_config.get('diffusion', {})}",
-        "- command: `accelerate launch tasks/attributes/train.py --config configs/attributes.yaml`", "",
-        "## Use", "",
-        "```python",
-        "from tasks.attributes.pipeline import AttributesPipeline, save_grid",
-        "pipe = AttributesPipeline.from_pretrained(\"<this folder>\")",
-        "save_grid(pipe(\"glasses & beard & ~hat\", num=16, seed=0), \"grid.png\")",
-        "```", "",
-        f"Sampling defaults: `{DEFAULT_SCHEDULER}`, {DEFAULT_STEPS} steps, guidance W = {DEFAULT_GUIDANCE:g}; per-attribute "
-        f"guidance scales (`pipeline.yaml`): {dict(attribute_scale) if attribute_scale else 'none'}"
-        + (", chosen by `python -m tasks.attributes.calibrate` on the judge with seed 1 (the evaluation below samples "
-           "with seed 0)." if attribute_scale else "."), "",
-        "## Evaluation", "",
-    ]
+    evaluation = None
     if report:
-        keys = ("classifier_accuracy", "per_attribute_accuracy_mean", "all_correct", "not_accuracy", "region_accuracy")
-        lines += [f"From `{report.get('command', '')}`:", "", "```json",
-                  json.dumps({k: report.get(k) for k in keys}, indent=2), "```"]
-        if "targets" in report:
-            lines += ["", "| target | value | goal | met |", "|---|---|---|---|"]
-            lines += [f"| {k} | {v.get('value', float('nan')):.3f} | ≥ {v['target']} | {v.get('met')} |"
-                      for k, v in report["targets"].items()]
-        if "ablation" in report:
-            lines += ["", "Ablation (same run, same seed): per-attribute minimum / 3-attribute all-correct seen / held out",
-                      "", "| variant | per-attribute min | seen 3 | held-out 3 |", "|---|---|---|---|"]
-            rows = [("as shipped", {"per_attribute_min": min(report["per_attribute_accuracy"].values()),
-                                    "all_correct": report["all_correct"]})]
-            rows += [(k.replace("_", " "), v) for k, v in report["ablation"].items() if k != "settings"]
-            lines += [f"| {name} | {v['per_attribute_min']:.3f} | {v['all_correct']['seen']['3']:.3f} | "
-                      f"{v['all_correct']['heldout']['3']:.3f} |" for name, v in rows]
-    else:
-        lines += ["Not evaluated yet: `python -m tasks.attributes.evaluate --model <this folder> --out report.json`."]
-    lines += ["", "## Limits", "", "Procedural 32×32 cartoon faces only; not a model of real faces. Licence: Apache-2.0."]
-    return "\n".join(lines) + "\n"
+        keys = ("command", "classifier_accuracy", "per_attribute_accuracy_mean", "all_correct", "not_accuracy",
+                "region_accuracy", "targets", "ablation")
+        evaluation = {k: report[k] for k in keys if k in report}
+    scales = (f"{dict(attribute_scale)}, chosen by `python -m tasks.attributes.calibrate` on the judge with seed 1 (the "
+              "evaluation samples with seed 0)") if attribute_scale else "none"
+    return write_card(
+        "Tri-state multi-label attribute model (procedural faces, 32×32)",
+        "A `tasks.attributes.model.AttributeModel`: a 2D `gen.unet.ConditionalUNet` with one token per attribute "
+        "(on / off / unspecified) read by cross-attention and pooled into FiLM.\n\n"
+        f"Attributes: {', '.join(run_config.get('attributes', []))}",
+        use='from tasks.attributes.pipeline import AttributesPipeline, save_grid\n'
+            'pipe = AttributesPipeline.from_pretrained("attributes")          # or this folder\n'
+            'save_grid(pipe("glasses & beard & ~hat", num=16, seed=0), "grid.png")',
+        sampling={"scheduler": DEFAULT_SCHEDULER, "steps": DEFAULT_STEPS, "guidance W": DEFAULT_GUIDANCE,
+                  "per-attribute guidance scales (pipeline.json task_config.attribute_scale)": scales},
+        training={"command": "accelerate launch tasks/attributes/train.py --config configs/attributes.yaml",
+                  "steps": tr.get("steps"), "initialised from": m.get("init_from") or "scratch",
+                  "data": f"{d.get('num_samples')} procedural faces (train split: held-out combinations excluded)",
+                  "dropout": f"per-attribute {d.get('attribute_dropout')}, whole-condition {d.get('condition_dropout')}"},
+        config=run_config, evaluation=evaluation, evaluation_source="tasks.attributes.evaluate report",
+        limits="Procedural 32×32 cartoon faces only; not a model of real faces. Licence: Apache-2.0.")
 
 
 def export(run: str, out: str, report_path: str | None = None) -> str:
-    """Export a run's latest EMA weights + diffusion settings + model card to `out`:
+    """Export a run's latest EMA weights + settings + model card to `out` (fp16 safetensors):
 
         python -m tasks.attributes.pipeline runs/attributes --out checkpoints/attributes --report reports/attributes_eval.json
     """
-    folder, _ = _find_model_folder(run)
-    cfg_path = next((p for p in (os.path.join(run, "config.yaml"),
-                                 os.path.join(os.path.dirname(folder), "config.yaml")) if os.path.exists(p)), None)
-    run_cfg = {}
-    if cfg_path:
-        with open(cfg_path) as f:
-            run_cfg = yaml.safe_load(f) or {}
+    from gen.pipeline import resolve_pretrained
+
+    r = resolve_pretrained(run)
+    run_cfg = dict(r.train_config or {})
     pipe = AttributesPipeline.from_pretrained(run)
     run_cfg["attributes"] = list(pipe.attributes)
     report = None
     if report_path:
         with open(report_path) as f:
             report = json.load(f)
-    pipe.save_pretrained(out, card=model_card(run_cfg, report, pipe.attribute_scale))
-    return out
+    return pipe.save_pretrained(out, card=model_card(run_cfg, report, pipe.attribute_scale), dtype=torch.float16)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,15 @@ import argparse
 import sys
 import time
 
-from .pipeline import DEFAULT_CELL, DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, MAX_CHARS
+from gen.cli import add_common_args, finite_float, positive_int, progress_bar, run, setup_runtime
 
-DEFAULT_CHECKPOINT = "runs/calligraphy"
+PROG = "calligraphy-generate"
+MAX_CHARS = 64  # = tasks.calligraphy.pipeline.MAX_CHARS (kept here so --help does not import torch)
+MAX_CELL = 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="calligraphy-generate", description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--text", required=True, help=f"characters to write (whitespace ignored; at most {MAX_CHARS})")
     p.add_argument("--style", default=None,
@@ -32,43 +34,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", default=None, help="also write the writing video (.gif or .mp4)")
     p.add_argument("--layout", default="vertical", choices=["vertical", "horizontal"],
                    help="vertical: columns top to bottom, read right to left; horizontal: rows left to right")
-    p.add_argument("--chars-per-line", type=int, default=None, help="characters per column/row (default ≈ √n)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed → same work)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampler steps")
-    p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help="dpm++, ddim, ddpm, unipc, euler, …")
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="classifier-free guidance scale (style)")
-    p.add_argument("--content-guidance", type=float, default=None, help="guidance scale for content (default: --guidance)")
-    p.add_argument("--cell", type=int, default=DEFAULT_CELL, help="pixels per character in the work")
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
-                   help="a run folder, a checkpoint step folder, or a saved pipeline folder")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (0 = torch's default; 1 is fastest for these small models on a shared CPU)")
+    p.add_argument("--chars-per-line", type=positive_int, default=None, help="characters per column/row (default ≈ √n)")
+    p.add_argument("--content-guidance", type=finite_float, default=None,
+                   help="guidance scale for content (default: --guidance)")
+    p.add_argument("--cell", type=positive_int, default=96, help=f"pixels per character in the work (≤ {MAX_CELL})")
+    add_common_args(p, "calligraphy", {"scheduler": "dpm++", "steps": 20, "guidance": 2.0}, threads=1)
     return p
+
+
+def _main(args) -> int:
+    if args.cell > MAX_CELL:
+        raise ValueError(f"--cell {args.cell} is over the limit of {MAX_CELL} pixels per character")
+    device = setup_runtime(args)
+    from .pipeline import CalligraphyPipeline
+
+    t0 = time.time()
+    pipe = CalligraphyPipeline.from_pretrained(args.model, device=device)
+    style = args.style
+    if style is None and args.reference is None and args.style_prompt is None:
+        style = pipe.styles[0]
+    info = pipe.write(args.text, args.out, video=args.video, layout=args.layout, style=style,
+                      references=args.reference, style_prompt=args.style_prompt, seed=args.seed, steps=args.steps,
+                      scheduler=args.scheduler, guidance=args.guidance, content_guidance=args.content_guidance,
+                      cell=args.cell, chars_per_line=args.chars_per_line, progress=progress_bar(PROG))
+    print(f"wrote {info['image']}" + (f" and {info['video']}" if info["video"] else "") + f" in {time.time() - t0:.1f} s")
+    return 0
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    import torch
-
-    from .pipeline import CalligraphyPipeline
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    t0 = time.time()
-    try:
-        pipe = CalligraphyPipeline.from_pretrained(args.checkpoint)
-        style = args.style
-        if style is None and args.reference is None and args.style_prompt is None:
-            style = pipe.styles[0]
-        info = pipe.write(args.text, args.out, video=args.video, layout=args.layout, style=style,
-                          references=args.reference, style_prompt=args.style_prompt, seed=args.seed, steps=args.steps,
-                          scheduler=args.scheduler, guidance=args.guidance, content_guidance=args.content_guidance,
-                          cell=args.cell, chars_per_line=args.chars_per_line)
-    except ValueError as e:
-        print(f"calligraphy-generate: error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {info['image']}" + (f" and {info['video']}" if info["video"] else "") + f" in {time.time() - t0:.1f} s")
-    return 0
+    return run(lambda: _main(args), PROG)
 
 
 if __name__ == "__main__":

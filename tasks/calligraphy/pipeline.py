@@ -1,7 +1,7 @@
 """Text → calligraphy work: content glyphs → guided diffusion per character → composed work (+ writing video).
 
-    pipe = CalligraphyPipeline.from_pretrained("runs/calligraphy")        # a run, a checkpoint step folder, or a
-                                                                          # folder written by pipe.save_pretrained
+    pipe = CalligraphyPipeline.from_pretrained()                          # the shipped model ("calligraphy"), a run,
+                                                                          # a checkpoint or an exported folder
     glyphs = pipe.glyphs("永和九年", style="0.7*gyosho+0.3*ukai", seed=0)  # (4, S, S) float in [0, 1], ink = 1
     image, frames = pipe.work("永和九年", style="gyosho", video=True)       # (H, W, 3) uint8, list of frames
     pipe.write("永和九年", "work.png", video="work.gif", style="gyosho")   # atomic files
@@ -20,6 +20,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -27,9 +28,8 @@ import torch.nn.functional as F
 
 from gen.guidance import Prompt, Term, guided_model
 from gen.io import atomic_path
-from gen.sampling import SCHEDULERS, sample_diffusers
-from gen.schedule import DiffusionSchedule
-from gen.train import latest_checkpoint
+from gen.pipeline import GenPipeline, ProgressFn, step_callback
+from gen.sampling import sample
 
 from .data import CONTENT_STYLE, OK, _normalise, default_margin, glyph_status, render_glyph
 from .layout import LAYOUTS, compose_work
@@ -105,14 +105,28 @@ def _atomic_image(image: np.ndarray, path: Path) -> None:
         Image.fromarray(image).save(tmp)
 
 
-class CalligraphyPipeline:
-    """The model, its diffusion schedule and the text encoder spec; `glyphs`, `work`, `write`."""
+class CalligraphyPipeline(GenPipeline):
+    """The model, its diffusion schedule and the text encoder spec; `glyphs`, `work`, `write`.
 
-    def __init__(self, model: CalligraphyModel, schedule: DiffusionSchedule, prediction_type: str = "epsilon",
-                 text_encoder: str = "minilm", text_encoder_weights: str = "", schedule_kind: str = "cosine"):
-        self.model = model.eval()
-        self.schedule, self.prediction_type, self.schedule_kind = schedule, prediction_type, schedule_kind
-        self.text_encoder, self.text_encoder_weights = text_encoder, text_encoder_weights
+    `CalligraphyPipeline(model, meta)` with meta as in pipeline.json (see gen.pipeline); task_config holds the text
+    encoder (`text_encoder`, `text_encoder_weights`)."""
+
+    task = "calligraphy"
+    model_class = CalligraphyModel
+    default_sampling = {"scheduler": DEFAULT_SCHEDULER, "steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE}
+
+    def __init__(self, model: CalligraphyModel, meta: Mapping | None = None):
+        super().__init__(model, meta or {})
+        self.task_config.setdefault("text_encoder", "minilm")
+        self.task_config.setdefault("text_encoder_weights", "")
+
+    @property
+    def text_encoder(self) -> str:
+        return self.task_config["text_encoder"]
+
+    @property
+    def text_encoder_weights(self) -> str:
+        return self.task_config["text_encoder_weights"]
 
     @property
     def styles(self) -> list[str]:
@@ -122,38 +136,12 @@ class CalligraphyPipeline:
     def size(self) -> int:
         return int(self.model.config.image_size)
 
-    # -- persistence ----------------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike) -> "CalligraphyPipeline":
-        """A folder from `save_pretrained`, a training checkpoint (…/checkpoints/step_N, EMA weights preferred), or a
-        run folder (its latest checkpoint)."""
-        import yaml
-
-        p = Path(path)
-        if (p / "pipeline.json").is_file():
-            meta = json.loads((p / "pipeline.json").read_text())
-            model = CalligraphyModel.from_pretrained(str(p / "model"))
-        else:
-            ck = Path(latest_checkpoint(str(p)) or p)
-            weights = ck / "ema" if (ck / "ema").is_dir() else ck / "model"
-            if not (weights / "config.json").is_file() or not (ck / "config.yaml").is_file():
-                raise ValueError(f"{str(path)!r} is not a calligraphy pipeline folder, checkpoint or run folder "
-                                 f"(expected pipeline.json, or ema|model/ with config.yaml, or checkpoints/step_*)")
-            cfg = yaml.safe_load((ck / "config.yaml").read_text())
-            meta = dict(schedule=cfg["diffusion"]["schedule"], T=cfg["diffusion"]["T"],
-                        prediction_type=cfg["diffusion"]["prediction_type"],
-                        text_encoder=cfg["text_encoder"]["name"], text_encoder_weights=cfg["text_encoder"]["weights"])
-            model = CalligraphyModel.from_pretrained(str(weights))
-        schedule = DiffusionSchedule.make(meta["schedule"], int(meta["T"]))
-        return cls(model, schedule, meta["prediction_type"], meta["text_encoder"], meta["text_encoder_weights"],
-                   meta["schedule"])
-
-    def save_pretrained(self, path: str | os.PathLike) -> None:
-        p = Path(path)
-        self.model.save_pretrained(str(p / "model"), safe_serialization=True)
-        meta = dict(schedule=self.schedule_kind, T=self.schedule.T, prediction_type=self.prediction_type,
-                    text_encoder=self.text_encoder, text_encoder_weights=self.text_encoder_weights)
-        (p / "pipeline.json").write_text(json.dumps(meta, indent=1))
+    def meta_from_training(cls, cfg: dict) -> dict:
+        meta = super().meta_from_training(cfg)
+        te = cfg.get("text_encoder", {})
+        meta["task_config"] = {"text_encoder": te.get("name", "minilm"), "text_encoder_weights": te.get("weights", "")}
+        return meta
 
     # -- inputs ---------------------------------------------------------------------------------------------------
     def check_text(self, text: str) -> list[str]:
@@ -193,7 +181,7 @@ class CalligraphyPipeline:
                 "text_emb": torch.zeros(1, self.model.config.text_dim), "style.keep": torch.tensor([True])}
 
     def prompt(self, content: torch.Tensor, style: str | None = None, references=None, style_prompt: str | None = None,
-               guidance: float = DEFAULT_GUIDANCE, content_guidance: float | None = None) -> tuple[Prompt, dict]:
+               guidance: float | None = None, content_guidance: float | None = None) -> tuple[Prompt, dict]:
         """The guidance prompt (Terms) and the null condition for one batch of content glyphs (N, 1, S, S)."""
         given = [x is not None and x != [] for x in (style, references, style_prompt)]
         if sum(given) > 1:
@@ -213,7 +201,7 @@ class CalligraphyPipeline:
         else:
             for a, name in parse_style(style or self.styles[0], self.styles):
                 styled.append((a, {**base, "style_id": torch.tensor([self.styles.index(name)])}, name))
-        g_s = float(guidance)
+        g_s = float(self.sampling["guidance"] if guidance is None else guidance)
         g_c = g_s if content_guidance is None else float(content_guidance)
         null = {**base, "content.keep": torch.zeros(1, dtype=torch.bool), "style.keep": torch.tensor([False])}
         terms = [Term(c, g_s * a, label=lab) for a, c, lab in styled]
@@ -224,21 +212,24 @@ class CalligraphyPipeline:
     # -- sampling -------------------------------------------------------------------------------------------------
     @torch.no_grad()
     def glyphs(self, text: str, style: str | None = None, references=None, style_prompt: str | None = None,
-               seed: int = 0, steps: int = DEFAULT_STEPS, scheduler: str = DEFAULT_SCHEDULER,
-               guidance: float = DEFAULT_GUIDANCE, content_guidance: float | None = None,
-               content: torch.Tensor | None = None) -> np.ndarray:
+               seed: int = 0, steps: int | None = None, scheduler: str | None = None,
+               guidance: float | None = None, content_guidance: float | None = None,
+               content: torch.Tensor | None = None, progress: ProgressFn | None = None) -> np.ndarray:
         """Generate every character of `text`: (N, S, S) float32 in [0, 1], ink = 1. Same seed → same output.
-        `content` (N, 1, S, S) overrides the rendered content glyphs (evaluation passes the cached ones)."""
-        if scheduler not in SCHEDULERS and scheduler not in ("ancestral",):
-            raise ValueError(f"unknown scheduler {scheduler!r}; accepted: {', '.join(SCHEDULERS)}")
+        `content` (N, 1, S, S) overrides the rendered content glyphs (evaluation passes the cached ones). steps /
+        scheduler / guidance default to the pipeline's sampling settings."""
+        s_ = self.sampling
+        steps, scheduler = int(steps or s_["steps"]), scheduler or s_["scheduler"]
+        guidance = s_["guidance"] if guidance is None else guidance
         if content is None:
             content = self.content_glyphs(self.check_text(text))
         prompt, null = self.prompt(content, style, references, style_prompt, guidance, content_guidance)
         f = guided_model(self.model, prompt, null)
         n, s = content.shape[0], self.size
-        x = sample_diffusers(f, (n, 1, s, s), self.schedule, scheduler=scheduler, steps=int(steps),
-                             generator=torch.Generator().manual_seed(int(seed)), prediction_type=self.prediction_type)
-        return x.clamp(-1, 1).add(1).div(2)[:, 0].numpy().astype(np.float32)
+        x = sample(f, (n, 1, s, s), self.schedule, sampler=scheduler, steps=steps,
+                   generator=torch.Generator().manual_seed(int(seed)), prediction_type=self.prediction_type,
+                   callback=step_callback(progress), device=self.device)
+        return x.clamp(-1, 1).add(1).div(2)[:, 0].cpu().numpy().astype(np.float32)
 
     def work(self, text: str, layout: str = "vertical", video: bool = False, cell: int = DEFAULT_CELL,
              chars_per_line: int | None = None, **glyph_kw):

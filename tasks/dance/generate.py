@@ -2,7 +2,7 @@
 
     dance-generate --music song.mp3 --out dance.mp4 [--bvh dance.bvh] [--npz dance.npz] [--pkl dance.pkl]
                    [--gif dance.gif] [--seconds S] [--seed N] [--steps N] [--scheduler dpm++] [--guidance W]
-                   [--genre house] [--model checkpoints/dance]
+                   [--genre house] [--model dance]
 
 Bad input (unreadable / corrupt / silent audio, under 1 s or over 10 min, --seconds longer than the music, a wrong
 output extension or folder) is reported as ``error: …`` with exit status 2, and no output file is written. Outputs
@@ -14,14 +14,14 @@ import argparse
 import sys
 import time
 
-from tasks.dance.pipeline import DancePipeline, check_output_paths
-from tasks.dance.synth import GENRES
+from gen.cli import add_common_args, progress_bar, run, setup_runtime
 
-DEFAULT_MODEL = "checkpoints/dance"
+PROG = "dance-generate"
+GENRES = ("house", "hiphop", "rock", "waltz")  # = tasks.dance.synth.GENRES (here so --help does not import torch)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dance-generate", description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--music", required=True, help="audio file (wav, mp3, ogg, flac; any sample rate, mono/stereo)")
     p.add_argument("--out", default=None, help="stick-figure video: .mp4 (music muxed in) or .gif")
@@ -30,44 +30,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--npz", default=None, help="AIST++-layout arrays (smpl_poses, smpl_trans, smpl_scaling, motion, …)")
     p.add_argument("--pkl", default=None, help="AIST++-layout pickle (smpl_poses, smpl_trans, smpl_scaling)")
     p.add_argument("--seconds", type=float, default=None, help="use only the first S seconds (default: whole file)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed → same dance)")
-    p.add_argument("--steps", type=int, default=20, help="sampling steps per window")
-    p.add_argument("--scheduler", default="ddim", help="ddim, ancestral, or a diffusers scheduler: dpm++, unipc, euler, …")
-    p.add_argument("--guidance", type=float, default=1.0,
-                   help="classifier-free guidance weight on the music (1 = plain conditional, the best-scoring; >1 = stronger)")
     p.add_argument("--genre", default=None, choices=GENRES, help="optional genre label")
     p.add_argument("--no-foot-lock", dest="foot_lock", action="store_false",
                    help="keep the network's raw feet (default: plant them where the predicted contacts say, by leg IK)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="dance model folder (save_pretrained layout)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (0 = torch's default; 1 is fastest on a shared 2-core CPU)")
+    add_common_args(p, "dance", {"scheduler": "ddim-eta", "steps": 20, "guidance": 1.0}, threads=1)
     return p
+
+
+def _main(args) -> int:
+    from tasks.dance.pipeline import DancePipeline, check_output_paths
+
+    paths = check_output_paths(out=args.out, gif=args.gif, bvh=args.bvh, npz=args.npz, pkl=args.pkl)
+    if not paths:
+        raise ValueError("nothing to write: give at least one of --out, --gif, --bvh, --npz, --pkl")
+    device = setup_runtime(args)
+    pipe = DancePipeline.from_pretrained(args.model, device=device, steps=args.steps, scheduler=args.scheduler,
+                                         guidance=args.guidance, foot_lock=args.foot_lock)
+    t0 = time.time()
+    res = pipe(args.music, args.seconds, seed=args.seed, genre=None if args.genre is None else GENRES.index(args.genre),
+               progress=progress_bar(PROG))
+    t1 = time.time()
+    written = pipe.save(res, **paths)
+    n = len(res["motion"])
+    print(f"{n} frames ({n / 30:.1f} s) generated in {t1 - t0:.1f} s; wrote {', '.join(written)}")
+    return 0
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
-    try:
-        paths = check_output_paths(out=args.out, gif=args.gif, bvh=args.bvh, npz=args.npz, pkl=args.pkl)
-        if not paths:
-            raise ValueError("nothing to write: give at least one of --out, --gif, --bvh, --npz, --pkl")
-        if args.steps < 1:
-            raise ValueError(f"--steps must be ≥ 1, got {args.steps}")
-        pipe = DancePipeline.from_pretrained(args.model, steps=args.steps, scheduler=args.scheduler,
-                                             guidance=args.guidance, foot_lock=args.foot_lock)
-        t0 = time.time()
-        res = pipe(args.music, args.seconds, seed=args.seed,
-                   genre=None if args.genre is None else GENRES.index(args.genre))
-        t1 = time.time()
-        written = pipe.save(res, **paths)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    n = len(res["motion"])
-    print(f"{n} frames ({n / 30:.1f} s) generated in {t1 - t0:.1f} s; wrote {', '.join(written)}")
-    return 0
+    return run(lambda: _main(args), PROG)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Music → dance generation: long-form windowed sampling, masked editing, and the file outputs.
 
     from tasks.dance.pipeline import DancePipeline
-    pipe = DancePipeline.from_pretrained("checkpoints/dance")
+    pipe = DancePipeline.from_pretrained()                  # the shipped model ("dance"), or any pipeline folder
     res = pipe("song.mp3", seconds=30, seed=0)              # dict: motion (N, 151), root_pos, rotations, joints, …
     pipe.save(res, out="dance.mp4", bvh="dance.bvh", npz="dance.npz")
 
@@ -28,10 +28,12 @@ import time
 import numpy as np
 import torch
 
+from typing import Mapping
+
 from gen.guidance import guided_model
 from gen.io import atomic_path
-from gen.sampling import sample_ddim, sample_ddpm, sample_diffusers
-from gen.schedule import DiffusionSchedule
+from gen.pipeline import GenPipeline, ProgressFn, step_callback
+from gen.sampling import sample
 
 from . import skeleton as sk
 from .audio import FEATURE_DIM, SR, audio_features, load_audio
@@ -75,19 +77,45 @@ def frame_mask(num_frames: int, keep) -> np.ndarray:
 
 
 # ---- the pipeline ---------------------------------------------------------------------------------------------------
-class DancePipeline:
-    """A `DanceModel` plus its diffusion schedule and sampler settings."""
+class DancePipeline(GenPipeline):
+    """A `DanceModel` plus its diffusion schedule and sampler settings.
 
-    def __init__(self, model: DanceModel, steps: int = 20, scheduler: str = "ddim", guidance: float = 1.0,
-                 clip_x0: float = 10.0, foot_lock: bool = True):
-        """guidance: music guidance weight; 1 (plain conditional, one network pass) scores best on held-out music
-        (`guidance_sweep` in reports/dance_eval.json). foot_lock: plant the feet where the model's own contact labels
-        say so, by leg IK (`tasks.dance.footlock`); False returns the network's raw samples."""
-        self.model = model.eval()
+    `DancePipeline(model, meta=None, *, steps=, scheduler=, guidance=, clip_x0=, foot_lock=)`: keyword options override
+    the settings in meta (pipeline.json `sampling`). guidance: music guidance weight; 1 (plain conditional, one network
+    pass) scores best on held-out music (`guidance_sweep` in reports/dance_eval.json). foot_lock: plant the feet where
+    the model's own contact labels say so, by leg IK (`tasks.dance.footlock`); False returns the raw samples."""
+
+    task = "dance"
+    model_class = DanceModel
+    default_sampling = {"scheduler": "ddim-eta", "steps": 20, "guidance": 1.0, "clip_x0": 10.0, "foot_lock": True}
+
+    def __init__(self, model: DanceModel, meta: Mapping | None = None, *, steps: int | None = None,
+                 scheduler: str | None = None, guidance: float | None = None, clip_x0: float | None = None,
+                 foot_lock: bool | None = None):
+        meta = dict(meta or {})
         cfg = model.config
-        self.schedule = DiffusionSchedule.make(cfg.schedule, cfg.T)
-        self.steps, self.scheduler, self.guidance, self.clip_x0 = steps, scheduler, guidance, clip_x0
-        self.foot_lock = foot_lock
+        meta.setdefault("schedule", {"kind": cfg.schedule, "T": int(cfg.T)})
+        meta.setdefault("prediction_type", cfg.prediction_type)
+        super().__init__(model, meta)
+        given = dict(steps=steps, scheduler=scheduler, guidance=guidance, clip_x0=clip_x0, foot_lock=foot_lock)
+        self.sampling.update({k: v for k, v in given.items() if v is not None})
+
+    @classmethod
+    def meta_from_training(cls, cfg: dict) -> dict:
+        return {}  # the schedule and prediction type are part of the model's own config
+
+    steps = property(lambda self: self.sampling["steps"])
+    scheduler = property(lambda self: self.sampling["scheduler"])
+    guidance = property(lambda self: self.sampling["guidance"])
+    clip_x0 = property(lambda self: self.sampling["clip_x0"])
+
+    @property
+    def foot_lock(self) -> bool:
+        return bool(self.sampling["foot_lock"])
+
+    @foot_lock.setter
+    def foot_lock(self, value: bool) -> None:
+        self.sampling["foot_lock"] = bool(value)
 
     def _clipped(self, fn):
         """Static thresholding of x̂_0 (DDPM's clip_denoised; Saharia et al. 2022) expressed back as ε:
@@ -105,27 +133,16 @@ class DancePipeline:
             return (x - ab.sqrt() * x0) / (1 - ab).sqrt()
         return f
 
-    @classmethod
-    def from_pretrained(cls, folder: str, **kw) -> "DancePipeline":
-        if not os.path.isfile(os.path.join(folder, "config.json")):
-            raise ValueError(f"no dance model at {folder!r} (expected a save_pretrained folder with config.json); "
-                             f"train one with tasks/dance/train.py or pass --model")
-        return cls(DanceModel.from_pretrained(folder), **kw)
-
     # -- sampling -------------------------------------------------------------------------------------------------
-    def _sampler(self, fn, shape, generator, known, steps, scheduler, x_T=None):
-        kw = dict(steps=steps, generator=generator, known=known, prediction_type=self.model.config.prediction_type,
-                  x_T=x_T)
-        if scheduler == "ddim":  # our own DDIM loop (η = 0); every other name but "ancestral" goes through diffusers
-            return sample_ddim(fn, shape, self.schedule, **kw)
-        if scheduler == "ancestral":
-            return sample_ddpm(fn, shape, self.schedule, **kw)
-        return sample_diffusers(fn, shape, self.schedule, scheduler=scheduler, **kw)
+    def _sampler(self, fn, shape, generator, known, steps, scheduler, x_T=None, progress=None):
+        return sample(fn, shape, self.schedule, sampler=scheduler, steps=steps, generator=generator, known=known,
+                      prediction_type=self.model.config.prediction_type, x_T=x_T, device=self.device,
+                      callback=step_callback(progress))
 
     def sample_motion(self, music: np.ndarray, *, seed: int = 0, steps: int | None = None,
                       scheduler: str | None = None, guidance: float | None = None, genre: int | None = None,
                       known: np.ndarray | None = None, mask: np.ndarray | None = None, window: int = WINDOW,
-                      ) -> np.ndarray:
+                      progress: ProgressFn | None = None) -> np.ndarray:
         """Motion (N, 151) (unnormalised) for music features (N, 35), long-form over windows of `window` frames.
 
         known (N, 151) / mask (N, 151) bool: keep `known` where mask is True (editing). guidance: classifier-free
@@ -173,7 +190,8 @@ class DancePipeline:
         with torch.no_grad():
             fn = self._clipped(guided_model(self.model, self.model.term(music_w, genre, guidance),
                                             DanceModel.null_cond(music_w)))
-            x = self._sampler(fn, (n_win, sk.MOTION_DIM, window), g, constraint, steps, scheduler, x_T.to(dev))
+            x = self._sampler(fn, (n_win, sk.MOTION_DIM, window), g, constraint, steps, scheduler, x_T.to(dev),
+                              progress)
         out = torch.zeros(sk.MOTION_DIM, total, device=dev)  # normalised motion, (151, total)
         for k, a in enumerate(starts):
             out[:, a:a + window] = x[k]

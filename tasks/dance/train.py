@@ -11,12 +11,10 @@ weights (self-contained: normalisation + schedule in the checkpoint) and a model
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 
 
-from gen.train import DIFFUSION_DEFAULTS, TRAIN_DEFAULTS, TrainTask, latest_checkpoint, run_cli
+from gen.train import DIFFUSION_DEFAULTS, TRAIN_DEFAULTS, TrainTask, run_cli
 from gen.unet import ConditionalUNet
 
 from tasks.dance.data import DEFAULT_CACHE, DanceWindows, music_stats
@@ -95,28 +93,24 @@ A classifier-free-guided DDPM over 5 s windows (150 frames at 30 FPS) of the 151
 
 
 def export(cfg: dict, summary: dict) -> str:
-    """Copy the final EMA (or raw) weights to ``export.dir`` with a model card, atomically."""
-    dest = cfg["export"]["dir"]
-    ckpt = latest_checkpoint(cfg["train"]["output_dir"])
-    src = os.path.join(ckpt, "ema" if os.path.isdir(os.path.join(ckpt, "ema")) else "model")
-    parent = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".export_")
-    shutil.copytree(src, tmp, dirs_exist_ok=True)
+    """Write the run's final EMA (or raw) weights to ``export.dir`` as a pipeline folder with a model card, atomically."""
+    from gen.pipeline import model_card
+    from tasks.dance.pipeline import DancePipeline
+    from tasks.dance.synth import GENRES
+
+    pipe = DancePipeline.from_pretrained(cfg["train"]["output_dir"])
     m, d, t, dc = cfg["model"], cfg["data"], cfg["train"], cfg["diffusion"]
     unet = {k: m[k] for k in ("base_channels", "channel_mult", "layers_per_block", "attention_levels")}
-    from tasks.dance.synth import GENRES
-    card = MODEL_CARD.format(genres=", ".join(GENRES), unet=unet, init=m["init_from"] or "from scratch",
+    body = MODEL_CARD.format(genres=", ".join(GENRES), unet=unet, init=m["init_from"] or "from scratch",
                              num_songs=d["num_songs"], seconds=d["seconds"], stride=d["stride"], steps=summary["step"],
                              batch=t["batch_size"], lr=t["lr"], ema=t["ema_decay"], schedule=dc["schedule"], T=dc["T"],
                              pred=dc["prediction_type"], md=d["music_dropout"], gd=d["genre_dropout"],
                              loss=f"{summary['loss']:.4f}")
-    with open(os.path.join(tmp, "README.md"), "w") as f:
-        f.write(card)
-    if os.path.exists(dest):
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
-    return dest
+    title, _, rest = body.partition("\n")
+    card = model_card(title.lstrip("# "), rest, sampling=pipe.sampling, config=cfg,
+                      training={"command": "accelerate launch tasks/dance/train.py --config <config> (see the config "
+                                           "below)", "steps": summary["step"]})
+    return pipe.save_pretrained(cfg["export"]["dir"], card=card)
 
 
 def main(argv=None) -> dict:

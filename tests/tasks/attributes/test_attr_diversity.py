@@ -4,7 +4,6 @@ import json
 import pytest
 import torch
 
-from gen.schedule import DiffusionSchedule
 from tasks.attributes import diversity
 from tasks.attributes.model import AttributeModel
 from tasks.attributes.pipeline import AttributesPipeline
@@ -28,8 +27,8 @@ def test_report_on_a_tiny_model(tmp_path):
     torch.manual_seed(0)
     model = AttributeModel(token_dim=16, unet_config=dict(base_channels=16, channel_mult=(1, 2), layers_per_block=1,
                                                           attention_levels=(1,), head_dim=8))
-    AttributesPipeline(model, DiffusionSchedule.make("cosine", 50),
-                       attribute_scale={"smile": 2.0}).save_pretrained(str(tmp_path / "m"))
+    AttributesPipeline(model, {"schedule": {"kind": "cosine", "T": 50},
+                               "task_config": {"attribute_scale": {"smile": 2.0}}}).save_pretrained(str(tmp_path / "m"))
     r = diversity.main(["--model", str(tmp_path / "m"), "--out", str(tmp_path / "d.json"), "--n-per", "2",
                         "--n-combos", "2", "--steps", "2"])
     assert json.loads((tmp_path / "d.json").read_text())["variants"].keys() == r["variants"].keys()

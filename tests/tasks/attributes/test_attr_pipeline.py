@@ -7,7 +7,6 @@ import torch
 from PIL import Image
 
 from gen.guidance import guided_model
-from gen.schedule import DiffusionSchedule
 from tasks.attributes import generate
 from tasks.attributes.faces import ATTRIBUTES, region_mask
 from tasks.attributes.model import AttributeModel
@@ -27,7 +26,7 @@ def model_dir(tmp_path_factory):
     with torch.no_grad():  # fresh models have zero output layers: make every path matter
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-    pipe = AttributesPipeline(model, DiffusionSchedule.make("cosine", 50))
+    pipe = AttributesPipeline(model, {"schedule": {"kind": "cosine", "T": 50}})
     d = tmp_path_factory.mktemp("attr_model")
     pipe.save_pretrained(str(d), card="# tiny test model\n")
     return str(d)
@@ -84,9 +83,9 @@ def test_per_attribute_scale_multiplies_its_terms_and_round_trips(pipe, model_di
     from tasks.attributes.pipeline import model_card
     assert "{'smile': 1.5}, chosen by `python -m tasks.attributes.calibrate`" in model_card({}, None, again.attribute_scale)
     with pytest.raises(ValueError, match="unknown attribute 'smyle'.*valid attributes: glasses"):
-        AttributesPipeline(again.model, again.schedule, attribute_scale={"smyle": 2.0})
+        AttributesPipeline(again.model, {"task_config": {"attribute_scale": {"smyle": 2.0}}})
     with pytest.raises(ValueError, match="> 0"):
-        AttributesPipeline(again.model, again.schedule, attribute_scale={"smile": 0.0})
+        AttributesPipeline(again.model, {"task_config": {"attribute_scale": {"smile": 0.0}}})
     with pytest.raises(ValueError, match="finite number > 0"):
         again.attribute_scale = {"smile": float("nan")}
     assert again.attribute_scale == {"smile": 1.5}  # a refused assignment changes nothing

@@ -8,7 +8,6 @@ torch.set_num_threads(1)  # the CPU is shared: oversubscribed threads make tiny 
 from gen.unet import ConditionalUNet
 from tasks.calligraphy.model import SOURCE_ID, SOURCE_REFS, SOURCE_TEXT, CalligraphyModel
 from tasks.calligraphy.pipeline import CalligraphyPipeline, parse_style
-from gen.schedule import DiffusionSchedule
 
 S = 16
 TINY = dict(base_channels=8, channel_mult=(1, 2), layers_per_block=1, attention_levels=(1,), head_dim=8)
@@ -88,7 +87,8 @@ def test_finetune_step0_equals_rgb_backbone_channel_mean():
 
 
 def tiny_pipe():
-    return CalligraphyPipeline(tiny_model(), DiffusionSchedule.make("cosine", 100), text_encoder="minilm")
+    return CalligraphyPipeline(tiny_model(), {"schedule": {"kind": "cosine", "T": 100},
+                                              "task_config": {"text_encoder": "minilm"}})
 
 
 def test_same_seed_same_glyphs_and_mixing_is_between_styles():

@@ -38,7 +38,7 @@ def _perturb(model, seed=0):
 def pipe(cache):
     ds = DanceWindows("train", 2, 6.0, 30, cache)
     model = DanceModel(unet_config=TINY).set_stats((ds.mean, ds.std), music_stats(2, 6.0, cache))
-    return DancePipeline(_perturb(model), steps=3, scheduler="ddim", guidance=2.0)
+    return DancePipeline(_perturb(model), steps=3, scheduler="ddim-eta", guidance=2.0)
 
 
 def test_windows(cache):
@@ -98,8 +98,8 @@ def _windows_spy(pipe, monkeypatch):
     calls = []
     orig = pipe._sampler
 
-    def spy(fn, shape, g, known, steps, scheduler, x_T=None):
-        x = orig(fn, shape, g, known, steps, scheduler, x_T)
+    def spy(fn, shape, g, known, steps, scheduler, x_T=None, progress=None):
+        x = orig(fn, shape, g, known, steps, scheduler, x_T, progress)
         calls.append((x_T.clone(), x.clone()))
         return x
     monkeypatch.setattr(pipe, "_sampler", spy)
@@ -155,7 +155,7 @@ def test_masked_editing_keeps_given_part(pipe, cache):
 @pytest.mark.parametrize("case", ["corrupt", "silent", "short", "long", "seconds", "ext", "nofolder"])
 def test_bad_inputs_clear_error_no_files(tmp_path, pipe, case, capsys):
     model_dir = tmp_path / "model"
-    pipe.model.save_pretrained(model_dir)
+    pipe.save_pretrained(model_dir)
     inp = tmp_path / "in"
     inp.mkdir()
     wav = inp / "a.wav"
