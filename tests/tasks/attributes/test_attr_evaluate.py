@@ -5,7 +5,6 @@ import json
 import pytest
 import torch
 
-from gen.schedule import DiffusionSchedule
 from tasks.attributes import evaluate
 from tasks.attributes.classifier import train_classifier
 from tasks.attributes.faces import CACHE_VERSION
@@ -25,7 +24,7 @@ def setup(tmp_path_factory):
     torch.manual_seed(0)
     model = AttributeModel(token_dim=16, unet_config=dict(base_channels=16, channel_mult=(1, 2), layers_per_block=1,
                                                           attention_levels=(1,), head_dim=8))
-    AttributesPipeline(model, DiffusionSchedule.make("cosine", 50)).save_pretrained(str(d / "model"), card="# tiny\n")
+    AttributesPipeline(model, {"schedule": {"kind": "cosine", "T": 50}}).save_pretrained(str(d / "model"), card="# tiny\n")
     _tiny_judge(str(d / "judge"))
     return d
 
