@@ -3,15 +3,16 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.setup-stamp
 
-.PHONY: setup demo test test-fast bench clean-venv
+.PHONY: setup demo test test-fast bench serve clean-venv
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile $(wildcard data/*/setup.sh)
+$(STAMP): pyproject.toml Makefile $(wildcard data/*/setup.sh) apps/setup.sh
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -q -e '.[test]'
 	for s in data/*/setup.sh; do [ -f "$$s" ] && bash "$$s" || exit 1; done
+	bash apps/setup.sh  # Debian's chromium for the web app's browser test (tests/apps/test_web.py)
 	touch $(STAMP)
 
 demo: setup
@@ -25,6 +26,10 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m apps.bench --json reports/bench_backbone.json
+
+# the web app on http://127.0.0.1:7860 (PORT=... to change it)
+serve: setup
+	$(PY) -m apps.web
 
 clean-venv:
 	rm -rf .venv

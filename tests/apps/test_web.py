@@ -1,0 +1,301 @@
+"""apps/web.py in a real headless browser: Debian's chromium driven by Playwright for Python.
+
+One server (a subprocess on a free port, the shipped models) and one page for the whole module; every tab is run once
+with small settings and checked on what it shows and serves, and once with a bad input, which must come back as a
+message in the page and never as a traceback. Every request the page makes is checked to stay on this machine.
+
+Needs /usr/bin/chromium (`bash apps/setup.sh`, run by `make setup`) and the `playwright` package (the test extra);
+never `playwright install` (it downloads a browser of its own). A missing browser FAILS the test: only
+GENSUITE_SKIP_BROWSER=1 skips it.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("GENSUITE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+JOB_TIMEOUT_MS = 120_000  # one generation on a busy 2-core CPU, model load included
+
+pytestmark = pytest.mark.skipif(os.environ.get("GENSUITE_SKIP_BROWSER") == "1",
+                                reason="GENSUITE_SKIP_BROWSER=1: browser test switched off")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    out = tmp_path_factory.mktemp("web")
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("OMP_NUM_THREADS", "1")
+    log = open(out / "server.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "apps.web", "--port", str(port), "--outputs", str(out / "files")],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/api/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            log.seek(0)
+            pytest.fail(f"apps.web did not start on {url}:\n{log.read()[-4000:]}")
+        time.sleep(0.2)
+    yield {"url": url, "log": out / "server.log", "dir": out}
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(f"Debian's chromium is missing at {CHROMIUM}: install it with `bash apps/setup.sh` (or `make "
+                    "setup`; it runs apt-get install -y --no-install-recommends chromium). Set "
+                    "GENSUITE_SKIP_BROWSER=1 only to skip this browser test on purpose.", pytrace=False)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the playwright package is missing: pip install -e '.[test]' (never `playwright install`)",
+                    pytrace=False)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    ctx = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
+    seen = {"external": [], "errors": []}
+
+    def route(r):
+        u = r.request.url
+        if u.startswith(("data:", "blob:")) or urlparse(u).hostname in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:  # nothing may come from the internet
+            seen["external"].append(u)
+            r.abort()
+    ctx.route("**/*", route)
+    pg = ctx.new_page()
+    pg.on("pageerror", lambda e: seen["errors"].append(str(e)))
+    pg.goto(server["url"])
+    pg.wait_for_selector("body[data-ready='1']")
+    pg.seen = seen
+    yield pg
+    ctx.close()
+
+
+# ---- helpers -------------------------------------------------------------------------------------------------------
+def run_form(page, form: str, button: str) -> str:
+    """Submit a tab's form and wait for its job to finish; returns 'done' or 'error'."""
+    page.click(button)
+    page.wait_for_function(f"document.querySelector('{form}').dataset.state !== 'running'", timeout=JOB_TIMEOUT_MS)
+    return page.eval_on_selector(form, "f => f.dataset.state")
+
+
+def error_text(page, form: str) -> str:
+    box = page.locator(f"{form} pre.error")
+    assert box.is_visible(), f"no error message shown in {form}"
+    return box.inner_text()
+
+
+def no_traceback(text: str) -> None:
+    assert "Traceback" not in text and 'File "' not in text, text
+
+
+def base_url(page) -> str:
+    return page.url.split("#")[0].rstrip("/")
+
+
+def get(page, src: str):
+    r = page.request.get(base_url(page) + src if src.startswith("/") else src)
+    assert r.ok, (src, r.status)
+    return r
+
+
+def decoded_image(page, selector: str) -> np.ndarray:
+    from PIL import Image
+
+    assert page.eval_on_selector(selector, "i => i.complete && i.naturalWidth > 0"), f"{selector} did not decode"
+    src = page.get_attribute(selector, "src")
+    body = get(page, src).body()
+    return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+
+
+def check_video(page, selector: str) -> bytes:
+    page.wait_for_function("s => { const v = document.querySelector(s); return v.error || "
+                           "(v.readyState >= 1 && v.videoWidth > 0); }", arg=selector, timeout=20_000)
+    assert page.eval_on_selector(selector, "v => !v.error"), "the browser could not play the MP4"
+    src = page.get_attribute(selector, "src")
+    body = get(page, src).body()
+    assert len(body) > 1000 and body[4:8] == b"ftyp", "not an MP4"
+    r = page.request.get(base_url(page) + src, headers={"Range": "bytes=0-99"})  # what <video> uses to seek
+    assert r.status == 206 and len(r.body()) == 100
+    return body
+
+
+def has_audio_stream(mp4: bytes, tmp_path: Path) -> bool:
+    import imageio_ffmpeg
+
+    f = tmp_path / "probe.mp4"
+    f.write_bytes(mp4)
+    r = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(f)], capture_output=True, text=True)
+    return "Audio:" in r.stderr
+
+
+# ---- the tabs ------------------------------------------------------------------------------------------------------
+def test_attributes_tab(page):
+    page.click("#tab-attributes")
+    # the toggles and the region picker build the prompt
+    page.fill("#attr-prompt", "")
+    page.dispatch_event("#attr-prompt", "input")
+    page.check("input[name='attr-glasses'][value='on']")
+    page.select_option("tr[data-attribute='glasses'] select", "eyes")
+    page.check("input[name='attr-hat'][value='off']")
+    assert page.input_value("#attr-prompt") == "glasses@eyes & ~hat"
+    page.check("input[name='attr-hat'][value='any']")
+    page.fill("#attr-prompt", page.input_value("#attr-prompt") + " & 2*beard")
+    page.dispatch_event("#attr-prompt", "input")  # typing updates the toggles
+    assert page.is_checked("input[name='attr-beard'][value='on']")
+    assert page.input_value("#attr-prompt") == "glasses@eyes & 2*beard"
+    page.fill("#attr-num", "4")
+    page.fill("#attr-steps", "6")
+    page.evaluate("""() => { window.statusLog = []; const f = document.querySelector('#attr-form');
+        new MutationObserver(() => window.statusLog.push([f.querySelector('.status .msg').textContent,
+            !f.querySelector('.status progress').hidden, f.querySelector('button.run').disabled]))
+          .observe(f.querySelector('.status'), {subtree: true, childList: true, characterData: true}); }""")
+    assert run_form(page, "#attr-form", "#attr-run") == "done", error_text(page, "#attr-form")
+    # long work shows progress: a status line (model loading / sampler steps) with a progress bar, button disabled
+    shown = page.evaluate("window.statusLog")
+    assert any(("loading" in m or "step" in m) and bar and disabled for m, bar, disabled in shown), shown
+    grid = decoded_image(page, "#attr-image")
+    assert grid.shape[0] >= 64 and grid.shape[1] >= 64 and grid.std() > 10, grid.shape
+    assert "4 images" in page.inner_text("#attr-meta")
+
+    page.fill("#attr-prompt", "glasses & wizard")
+    assert run_form(page, "#attr-form", "#attr-run") == "error"
+    msg = error_text(page, "#attr-form")
+    assert "unknown attribute 'wizard'" in msg and "valid attributes" in msg, msg
+    no_traceback(msg)
+
+
+def test_calligraphy_tab(page):
+    page.click("#tab-calligraphy")
+    page.wait_for_selector("#cal-style-list option[value='gyosho']", state="attached", timeout=60_000)
+    page.select_option("#cal-style-list", "ukai")
+    assert page.input_value("#cal-style") == "ukai"
+    page.fill("#cal-style", "0.7*gyosho+0.3*ukai")  # a style mix
+    page.fill("#cal-text", "永和")
+    page.fill("#cal-steps", "8")
+    assert run_form(page, "#cal-form", "#cal-run") == "done", error_text(page, "#cal-form")
+    work = decoded_image(page, "#cal-image")
+    assert work.std() > 10 and work.shape[0] > work.shape[1], work.shape  # two characters, vertical
+    check_video(page, "#cal-video")
+    assert "2 characters" in page.inner_text("#cal-meta")
+
+    page.fill("#cal-text", "  ")
+    assert run_form(page, "#cal-form", "#cal-run") == "error"
+    msg = error_text(page, "#cal-form")
+    assert "empty text" in msg, msg
+    no_traceback(msg)
+
+
+def test_dance_tab(page, tmp_path):
+    import soundfile as sf
+
+    sr = 22050
+    t = np.arange(3 * sr) / sr
+    beat = (np.mod(t, 0.5) < 0.05).astype(np.float32)  # 120 BPM clicks over a chord
+    y = 0.3 * beat * np.sin(2 * np.pi * 880 * t) + 0.1 * np.sin(2 * np.pi * 220 * t) + 0.05 * np.sin(2 * np.pi * 330 * t)
+    song = tmp_path / "song.wav"
+    sf.write(song, y.astype(np.float32), sr)
+
+    page.click("#tab-dance")
+    page.set_input_files("#dance-audio", str(song))
+    page.fill("#dance-seconds", "3")
+    page.fill("#dance-steps", "8")
+    assert run_form(page, "#dance-form", "#dance-run") == "done", error_text(page, "#dance-form")
+    mp4 = check_video(page, "#dance-video")
+    assert has_audio_stream(mp4, tmp_path), "the dance MP4 has no music"
+    assert "90 frames" in page.inner_text("#dance-meta") or "91 frames" in page.inner_text("#dance-meta")
+
+    # downloads: the BVH through a real click, the NPZ by its link
+    with page.expect_download() as d:
+        page.click("#dance-downloads a:text('BVH')")
+    bvh = Path(d.value.path()).read_text()
+    assert bvh.startswith("HIERARCHY") and "MOTION" in bvh and d.value.suggested_filename.endswith(".bvh")
+    npz = np.load(io.BytesIO(get(page, page.get_attribute("#dance-downloads a:text('NPZ')", "href")).body()))
+    assert npz["joints"].shape[1:] == (24, 3) and len(npz["joints"]) >= 89
+
+    # the 3-D viewer: drawn, animating, and it orbits on drag
+    assert page.is_visible("#skeleton")
+    page.wait_for_function("Number(document.querySelector('#skeleton').dataset.draws || 0) > 0")
+    lit = page.evaluate("""() => { const c = document.querySelector('#skeleton');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] > 120 || d[i + 1] > 120 || d[i + 2] > 120) n++;
+        return n; }""")
+    assert lit > 300, f"skeleton canvas looks empty ({lit} bright pixels)"
+    f0 = page.get_attribute("#skeleton", "data-frame")
+    page.wait_for_function(f"document.querySelector('#skeleton').dataset.frame !== '{f0}'", timeout=5000)
+    before = page.evaluate("document.querySelector('#skeleton').toDataURL()")
+    page.click("#skel-play")  # pause, then orbit
+    box = page.locator("#skeleton").bounding_box()
+    page.mouse.move(box["x"] + 100, box["y"] + 200)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 260, box["y"] + 200, steps=5)
+    page.mouse.up()
+    assert page.evaluate("document.querySelector('#skeleton').toDataURL()") != before
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("this is not music\n" * 50)
+    page.set_input_files("#dance-audio", str(notes))
+    assert run_form(page, "#dance-form", "#dance-run") == "error"
+    msg = error_text(page, "#dance-form")
+    assert "cannot read audio file" in msg and "notes.txt" in msg, msg
+    assert str(tmp_path) not in msg  # the server's upload path is not shown
+    no_traceback(msg)
+
+
+def test_models_tab(page):
+    page.click("#tab-models")
+    for name in ("attributes", "calligraphy", "dance"):
+        page.wait_for_selector(f"#card-{name}", timeout=10_000)
+        card = page.inner_text(f"#card-{name}")
+        text = (ROOT / "checkpoints" / name / "README.md").read_text(encoding="utf-8")
+        first = next(line for line in text.splitlines() if line.strip()).lstrip("#").replace("`", "").strip()
+        assert first in card and len(card) > len(text) / 4, (name, card[:300])  # the whole card, rendered
+        no_traceback(card)
+
+
+def test_offline_and_clean(page, server):
+    no_traceback(page.inner_text("body"))
+    assert not page.seen["external"], f"the page tried to reach the internet: {page.seen['external']}"
+    assert not page.seen["errors"], f"JavaScript errors: {page.seen['errors']}"
+    log = server["log"].read_text()
+    assert "Traceback" not in log, log[-4000:]
