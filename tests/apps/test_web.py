@@ -205,7 +205,7 @@ def test_attributes_tab(page):
     no_traceback(msg)
 
 
-def test_calligraphy_tab(page):
+def test_calligraphy_tab(page, tmp_path):
     page.click("#tab-calligraphy")
     page.wait_for_selector("#cal-style-list option[value='gyosho']", state="attached", timeout=60_000)
     page.select_option("#cal-style-list", "ukai")
@@ -218,6 +218,19 @@ def test_calligraphy_tab(page):
     assert work.std() > 10 and work.shape[0] > work.shape[1], work.shape  # two characters, vertical
     check_video(page, "#cal-video")
     assert "2 characters" in page.inner_text("#cal-meta")
+
+    # the other two style sources: reference image uploads (the work just written) and a style description
+    ref = tmp_path / "reference.png"
+    ref.write_bytes(get(page, page.get_attribute("#cal-image", "src")).body())
+    first = page.get_attribute("#cal-image", "src")
+    page.set_input_files("#cal-refs", [str(ref), str(ref)])
+    assert page.is_checked("input[name='cal-mode'][value='references']")
+    assert run_form(page, "#cal-form", "#cal-run") == "done", error_text(page, "#cal-form")
+    assert page.get_attribute("#cal-image", "src") != first and decoded_image(page, "#cal-image").std() > 10
+    page.fill("#cal-style-prompt", "bold running script, heavy ink")
+    assert page.is_checked("input[name='cal-mode'][value='prompt']")
+    assert run_form(page, "#cal-form", "#cal-run") == "done", error_text(page, "#cal-form")
+    assert decoded_image(page, "#cal-image").std() > 10
 
     page.fill("#cal-text", "  ")
     assert run_form(page, "#cal-form", "#cal-run") == "error"
