@@ -2,6 +2,9 @@
 
 A group's null is a learned parameter used wherever its ``"g.keep"`` flag (see `gen.guidance`) is False, so classifier-
 free guidance's ε_∅ comes from learned "unspecified" embeddings rather than zeros.
+
+Devices: each module moves what it is given (labels, embeddings, images, keep flags) to its own parameters' device,
+so a condition built on the CPU works with a model on a GPU.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ class NullableEmbedding(nn.Module):
         self.null = nn.Parameter(torch.zeros(dim) if num_elements is None else torch.zeros(num_elements, dim))
 
     def forward(self, emb: Tensor, keep: Tensor | None) -> Tensor:
+        emb = emb.to(self.null.device)
         if keep is None:
             return emb
         keep = keep.to(emb.device).bool()
@@ -38,11 +42,15 @@ class LabelEmbedding(nn.Module):
         self.nullable = NullableEmbedding(dim)
 
     def forward(self, labels: Tensor, keep: Tensor | None = None) -> Tensor:
+        if not torch.is_tensor(labels):
+            labels = torch.as_tensor(labels, device=self.table.weight.device)
         labels = labels.long()
-        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+        # checked where the labels are (a meta tensor holds no values to check); nn.Embedding on a GPU would only
+        # fail with an opaque device-side assert
+        if labels.numel() and labels.device.type != "meta" and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ValueError(f"labels must be in [0, {self.num_classes}), got range [{int(labels.min())}, "
                              f"{int(labels.max())}]")
-        return self.nullable(self.table(labels), keep)
+        return self.nullable(self.table(labels.to(self.table.weight.device)), keep)
 
 
 class NullableImage(nn.Module):
@@ -53,6 +61,7 @@ class NullableImage(nn.Module):
         self.null = nn.Parameter(torch.zeros(channels))
 
     def forward(self, image: Tensor, keep: Tensor | None) -> Tensor:
+        image = image.to(self.null.device)
         if keep is None:
             return image
         shape = (1, -1) + (1,) * (image.ndim - 2)

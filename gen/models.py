@@ -44,8 +44,10 @@ class ClassConditionalModel(ModelMixin, ConfigMixin):
 
     # guidance helpers
     def term(self, label: int, weight: float = 1.0) -> Term:
-        return Term({"label": torch.tensor([label]), "label.keep": torch.tensor([True])}, weight, label=str(label))
+        d = self.device
+        return Term({"label": torch.tensor([label], device=d), "label.keep": torch.tensor([True], device=d)}, weight,
+                    label=str(label))
 
     @staticmethod
-    def null_cond() -> dict:
-        return {"label": torch.tensor([0]), "label.keep": torch.tensor([False])}
+    def null_cond(device=None) -> dict:
+        return {"label": torch.tensor([0], device=device), "label.keep": torch.tensor([False], device=device)}

@@ -1,4 +1,4 @@
-"""Samplers: pure functions that take the model as an argument.
+"""Samplers: pure functions that take the model as an argument, and the one registry of sampler names.
 
 Every sampler has the signature ``sampler(model, shape, schedule, *, steps, generator, callback, ...) -> x_0`` where
 ``model(x_t, t) -> prediction`` is any callable (conditioning and guidance are closed over, see `gen.guidance`), ``t`` a
@@ -10,14 +10,50 @@ al. 2021, Lugmayr et al. 2022), and by the data itself at the end. ``known`` may
 ``constraint(x, renoise) -> x`` applied after every step, where ``renoise(x0)`` returns ``x0`` noised to the level of
 the current ``x`` (``x0`` itself after the last step): a general projection, e.g. tying overlapping windows of a batch
 together (EDGE's long-form sampling, `tasks.dance.pipeline`).
+
+Devices: a sampler works on ``device`` if given, else on ``x_T``'s device, else on the model's (`infer_device`: a
+``device`` attribute, as diffusers models and `gen.guidance.guided_model` carry, or an nn.Module's first parameter),
+else on the CPU. Every tensor it makes (noise, timesteps, the known data and mask) is on that device. Noise is drawn on
+the generator's own device and moved (as diffusers' ``randn_tensor`` does), so CPU generators give the same numbers
+whatever device the model runs on.
+
+The registry (`SAMPLERS`, `sampler_table()`, `check_sampler`; `sample` dispatches on it): each name is one sampler.
+``steps`` ranges are for a T-step schedule; "spacing" is how the visited timesteps are spread (see `make_timesteps`;
+diffusers' own default for its schedulers, "linspace" being round(linspace(0, T − 1, steps)) reversed); "model calls"
+counts evaluations per sampling run.
+
+| name | sampler | stochastic | `steps` (over a T-step schedule) | spacing | model calls |
+|---|---|---|---|---|---|
+| `ancestral` | the project's DDPM loop `sample_ddpm` (Ho et al. 2020, Algorithm 2) | yes | 1…T; None = T: exactly Algorithm 2; fewer: the skipped-step generalisation | trailing | steps |
+| `ddim-eta` | the project's DDIM σ-family loop `sample_ddim` (Song et al. 2021, eq. 12/16); eta = 0 (default) is deterministic DDIM, eta = 1 DDPM's posterior variance | if eta > 0 | 1…T; timesteps visited | trailing | steps |
+| `ddpm` | diffusers `DDPMScheduler` (ancestral DDPM, fixed-small variance; clips x̂_0 to [−1, 1]) | yes | 1…T; inference steps, set_timesteps(steps) | leading | steps |
+| `ddim` | diffusers `DDIMScheduler` (clips x̂_0 to [−1, 1]); eta goes to its step | if eta > 0 | 1…T; inference steps, set_timesteps(steps) | leading | steps |
+| `dpm++` | diffusers `DPMSolverMultistepScheduler` (DPM-Solver++ 2M) | no | 1…T−1; inference steps, set_timesteps(steps) | linspace | steps |
+| `dpm++sde` | diffusers `DPMSolverSDEScheduler` (needs the torchsde package); its Brownian tree is seeded from the generator(s) and draws on the model's device | yes | 1…T; inference steps, set_timesteps(steps) | linspace | 2·steps − 1 |
+| `dpm` | diffusers `DPMSolverSinglestepScheduler` | no | 1…T; inference steps, set_timesteps(steps) | linspace | steps |
+| `unipc` | diffusers `UniPCMultistepScheduler` | no | 1…T−1; inference steps, set_timesteps(steps) | linspace | steps |
+| `euler` | diffusers `EulerDiscreteScheduler` | no | 1…T; inference steps, set_timesteps(steps) | linspace | steps |
+| `euler_a` | diffusers `EulerAncestralDiscreteScheduler` | yes | 1…T; inference steps, set_timesteps(steps) | linspace | steps |
+| `heun` | diffusers `HeunDiscreteScheduler` (2nd order) | no | 1…T; inference steps, set_timesteps(steps) | linspace | 2·steps − 1 |
+| `pndm` | diffusers `PNDMScheduler` (Runge–Kutta warm-up, then linear multistep) | no | 4…T−1; inference steps, set_timesteps(steps) | leading | steps + 9 |
+| `deis` | diffusers `DEISMultistepScheduler` | no | 1…T−1; inference steps, set_timesteps(steps) | linspace | steps |
+| `lms` | diffusers `LMSDiscreteScheduler` | no | 1…T; inference steps, set_timesteps(steps) | linspace | steps |
+
+A diffusers class name is accepted as the same sampler as its short name (``DDIMScheduler`` is ``ddim``); other
+diffusers schedulers are not accepted by name (pass an instance to `sample_diffusers` to run one).
 """
 from __future__ import annotations
 
+import importlib.util
+import inspect
+import numbers
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 
+from .guidance import model_device
 from .schedule import DiffusionSchedule, PredictionType
 
 ModelFn = Callable[[Tensor, Tensor], Tensor]
@@ -42,14 +78,44 @@ def make_timesteps(T: int, steps: int, spacing: str = "trailing") -> list[int]:
     return ts
 
 
+def infer_device(model=None, x_T: Tensor | None = None, device=None) -> torch.device:
+    """Where a sampler works: `device` if given, else x_T's, else the model's (`gen.guidance.model_device`), else CPU."""
+    if device is not None:
+        return torch.device(device)
+    if x_T is not None:
+        return x_T.device
+    return model_device(model) or torch.device("cpu")
+
+
+def _randn(shape, generator: torch.Generator | None, device, dtype) -> Tensor:
+    """N(0, I) on `device`, drawn on the generator's own device and moved there (diffusers' randn_tensor does the same),
+    so a CPU generator gives the same numbers whatever device the model runs on."""
+    if generator is None:
+        return torch.randn(shape, device=device, dtype=dtype)
+    return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+
+
 def _noise(shape, generator, device, dtype=torch.float32) -> Tensor:
-    """Standard normal noise; `generator` is one torch.Generator, or a list with one per sample (as in diffusers'
-    randn_tensor) so that sample i's noise depends only on its own generator, not on the batch it is drawn in."""
+    """Standard normal noise on `device`; `generator` is one torch.Generator, or a list with one per sample (as in
+    diffusers' randn_tensor) so that sample i's noise depends only on its own generator, not on the batch it is drawn
+    in. Each generator draws on its own device (see `_randn`)."""
     if isinstance(generator, (list, tuple)):
         if len(generator) != shape[0]:
             raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]}; pass one per sample")
-        return torch.cat([torch.randn((1, *shape[1:]), generator=g, device=device, dtype=dtype) for g in generator])
-    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        return torch.cat([_randn((1, *shape[1:]), g, device, dtype) for g in generator])
+    return _randn(shape, generator, device, dtype)
+
+
+def _start(shape, generator, x_T: Tensor | None, device: torch.device) -> Tensor:
+    return x_T.to(device) if x_T is not None else _noise(shape, generator, device)
+
+
+def _known_to(known, device: torch.device):
+    """The known data and mask on the sampling device (a constraint callable is left as it is)."""
+    if known is None or callable(known):
+        return known
+    x0_known, mask = known
+    return torch.as_tensor(x0_known, device=device), torch.as_tensor(mask, device=device)
 
 
 def _apply_known(x: Tensor, known, schedule: DiffusionSchedule, t_prev: int, generator) -> Tensor:
@@ -57,10 +123,11 @@ def _apply_known(x: Tensor, known, schedule: DiffusionSchedule, t_prev: int, gen
         return x
 
     def renoise(x0: Tensor) -> Tensor:
+        x0 = x0.to(x.device)
         if t_prev < 0:
             return x0
-        t = torch.full((x0.shape[0],), t_prev, dtype=torch.long, device=x0.device)
-        return schedule.q_sample(x0, t, _noise(x0.shape, generator, x0.device, x0.dtype))
+        # the timestep as a plain index: q_sample looks it up in the schedule's own (CPU) table, then moves the values
+        return schedule.q_sample(x0, t_prev, _noise(x0.shape, generator, x.device, x0.dtype))
     return _constrain(x, known, renoise)
 
 
@@ -151,9 +218,10 @@ def sample_ddpm(model: ModelFn, shape, schedule: DiffusionSchedule, *, steps: in
                 prediction_type: str = "epsilon", known=None, device=None, spacing: str = "trailing",
                 clip_x0: float | None = None) -> Tensor:
     """DDPM ancestral sampling (Ho et al. 2020, Algorithm 2); with steps < T, the skipped-step generalisation."""
-    device = device or (x_T.device if x_T is not None else "cpu")
+    device = infer_device(model, x_T, device)
     ts = make_timesteps(schedule.T, steps or schedule.T, spacing)
-    x = x_T if x_T is not None else _noise(shape, generator, device)
+    x = _start(shape, generator, x_T, device)
+    known = _known_to(known, device)
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
         eps, x0 = _predict(model, x, t, schedule, prediction_type, clip_x0)
@@ -173,9 +241,10 @@ def sample_ddim(model: ModelFn, shape, schedule: DiffusionSchedule, *, steps: in
     """DDIM sampling with the σ-family (Song et al. 2021, eq. 12 and 16) and step skipping."""
     if eta < 0:
         raise ValueError(f"eta must be ≥ 0, got {eta}")
-    device = device or (x_T.device if x_T is not None else "cpu")
+    device = infer_device(model, x_T, device)
     ts = make_timesteps(schedule.T, steps, spacing)
-    x = x_T if x_T is not None else _noise(shape, generator, device)
+    x = _start(shape, generator, x_T, device)
+    known = _known_to(known, device)
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
         eps, x0 = _predict(model, x, t, schedule, prediction_type, clip_x0)
@@ -187,53 +256,181 @@ def sample_ddim(model: ModelFn, shape, schedule: DiffusionSchedule, *, steps: in
     return x
 
 
+# ---- the registry: one name, one sampler ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SamplerSpec:
+    """One registered sampler. `steps` says how the `steps` argument is read; `calls` how many model evaluations a run
+    makes; accepted steps are `min_steps` … T − `below_T` (`steps_range`)."""
+
+    name: str
+    description: str
+    stochastic: bool               # draws fresh noise at every step (at eta = 0 where the sampler takes eta)
+    steps: str
+    calls: str = "steps"
+    spacing: str = "linspace"      # how the timesteps are spread (diffusers' default for its schedulers)
+    backend: str = "diffusers"     # "project" (our own loops) or "diffusers"
+    scheduler_class: str | None = None
+    takes_eta: bool = False        # eta > 0 makes it stochastic
+    min_steps: int = 1
+    below_T: int = 0               # 1 where steps = T is broken (NaN or far off the data)
+    requires: str | None = None    # an optional package it needs
+
+    def steps_range(self, T: int) -> tuple[int, int]:
+        return self.min_steps, T - self.below_T
+
+    def is_stochastic(self, eta: float = 0.0) -> bool:
+        return self.stochastic or (self.takes_eta and eta > 0)
+
+
+_D = "inference steps, set_timesteps(steps)"
+SAMPLERS: dict[str, SamplerSpec] = {s.name: s for s in [
+    SamplerSpec("ancestral", "the project's DDPM loop `sample_ddpm` (Ho et al. 2020, Algorithm 2)", True,
+                "None = T: exactly Algorithm 2; fewer: the skipped-step generalisation", spacing="trailing",
+                backend="project"),
+    SamplerSpec("ddim-eta", "the project's DDIM σ-family loop `sample_ddim` (Song et al. 2021, eq. 12/16); eta = 0 "
+                "(default) is deterministic DDIM, eta = 1 DDPM's posterior variance", False,
+                "timesteps visited", spacing="trailing", backend="project", takes_eta=True),
+    SamplerSpec("ddpm", "diffusers `DDPMScheduler` (ancestral DDPM, fixed-small variance; clips x̂_0 to [−1, 1])",
+                True, _D, spacing="leading", scheduler_class="DDPMScheduler"),
+    SamplerSpec("ddim", "diffusers `DDIMScheduler` (clips x̂_0 to [−1, 1]); eta goes to its step", False, _D,
+                spacing="leading", scheduler_class="DDIMScheduler", takes_eta=True),
+    SamplerSpec("dpm++", "diffusers `DPMSolverMultistepScheduler` (DPM-Solver++ 2M)", False, _D,
+                scheduler_class="DPMSolverMultistepScheduler", below_T=1),
+    SamplerSpec("dpm++sde", "diffusers `DPMSolverSDEScheduler` (needs the torchsde package); its Brownian tree is "
+                "seeded from the generator(s) and draws on the model's device", True, _D, "2·steps − 1",
+                scheduler_class="DPMSolverSDEScheduler",
+                requires="torchsde"),
+    SamplerSpec("dpm", "diffusers `DPMSolverSinglestepScheduler`", False, _D,
+                scheduler_class="DPMSolverSinglestepScheduler"),
+    SamplerSpec("unipc", "diffusers `UniPCMultistepScheduler`", False, _D, scheduler_class="UniPCMultistepScheduler",
+                below_T=1),
+    SamplerSpec("euler", "diffusers `EulerDiscreteScheduler`", False, _D, scheduler_class="EulerDiscreteScheduler"),
+    SamplerSpec("euler_a", "diffusers `EulerAncestralDiscreteScheduler`", True, _D,
+                scheduler_class="EulerAncestralDiscreteScheduler"),
+    SamplerSpec("heun", "diffusers `HeunDiscreteScheduler` (2nd order)", False, _D, "2·steps − 1",
+                scheduler_class="HeunDiscreteScheduler"),
+    SamplerSpec("pndm", "diffusers `PNDMScheduler` (Runge–Kutta warm-up, then linear multistep)", False, _D,
+                "steps + 9", spacing="leading", scheduler_class="PNDMScheduler", min_steps=4, below_T=1),
+    SamplerSpec("deis", "diffusers `DEISMultistepScheduler`", False, _D, scheduler_class="DEISMultistepScheduler",
+                below_T=1),
+    SamplerSpec("lms", "diffusers `LMSDiscreteScheduler`", False, _D, scheduler_class="LMSDiscreteScheduler"),
+]}
+del _D
+
+# short name → diffusers class name (kept for callers that list or look up the diffusers samplers)
+SCHEDULERS: dict[str, str] = {n: s.scheduler_class for n, s in SAMPLERS.items() if s.scheduler_class}
+_CLASS_NAMES: dict[str, str] = {c: n for n, c in SCHEDULERS.items()}
+
+
+def sampler_table() -> str:
+    """The registry as a Markdown table (the module docstring holds the same table; the README and `--help` print it)."""
+    rows = ["| name | sampler | stochastic | `steps` (over a T-step schedule) | spacing | model calls |",
+            "|---|---|---|---|---|---|"]
+    for s in SAMPLERS.values():
+        lo, hi = s.min_steps, "T" if not s.below_T else f"T−{s.below_T}"
+        stoch = "yes" if s.stochastic else "if eta > 0" if s.takes_eta else "no"
+        rows.append(f"| `{s.name}` | {s.description} | {stoch} | {lo}…{hi}; {s.steps} | {s.spacing} | {s.calls} |")
+    return "\n".join(rows)
+
+
+def sampler_names() -> str:
+    return ", ".join(SAMPLERS)
+
+
+def _unknown(name) -> ValueError:
+    return ValueError(f"unknown sampler {name!r}; accepted: {sampler_names()} (or the diffusers class name of one of "
+                      f"them: {', '.join(_CLASS_NAMES)}); see gen.sampling.sampler_table()")
+
+
+def resolve_sampler(name: str) -> SamplerSpec:
+    """The registered sampler a name means: a short name, or the diffusers class name of a registered one."""
+    if isinstance(name, str):
+        spec = SAMPLERS.get(name) or SAMPLERS.get(_CLASS_NAMES.get(name, ""))
+        if spec is not None:
+            return spec
+    raise _unknown(name)
+
+
+def check_sampler(name: str, steps, T: int) -> tuple[SamplerSpec, int]:
+    """Validate a sampler name and step count for a T-step schedule; return (spec, steps) with steps resolved
+    (`ancestral` with steps=None is T). Raises ValueError naming the accepted names or the accepted range."""
+    spec = resolve_sampler(name)
+    if steps is None and spec.name == "ancestral":
+        steps = T
+    lo, hi = spec.steps_range(T)
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+        raise ValueError(f"steps must be an int in [{lo}, {hi}] for sampler {spec.name!r} over T={T}"
+                         f"{' (or None for T)' if spec.name == 'ancestral' else ''}, got {steps!r}")
+    if not lo <= steps <= hi:
+        why = f"; {spec.name} needs at least {lo}" if lo > 1 else ""
+        why += f"; {spec.name} breaks at steps = T" if spec.below_T else ""
+        raise ValueError(f"steps must be in [{lo}, {hi}] for sampler {spec.name!r} over T={T}{why}, got {steps}")
+    return spec, int(steps)
+
+
 # ---- any diffusers scheduler ---------------------------------------------------------------------------------------
-SCHEDULERS = {
-    "ddpm": "DDPMScheduler",
-    "ddim": "DDIMScheduler",
-    "dpm++": "DPMSolverMultistepScheduler",
-    "dpm++sde": "DPMSolverSDEScheduler",
-    "dpm": "DPMSolverSinglestepScheduler",
-    "unipc": "UniPCMultistepScheduler",
-    "euler": "EulerDiscreteScheduler",
-    "euler_a": "EulerAncestralDiscreteScheduler",
-    "heun": "HeunDiscreteScheduler",
-    "pndm": "PNDMScheduler",
-    "deis": "DEISMultistepScheduler",
-    "lms": "LMSDiscreteScheduler",
-}
+def _params(fn) -> set[str]:
+    return set(inspect.signature(fn).parameters)
 
 
 def make_diffusers_scheduler(name: str, schedule: DiffusionSchedule, prediction_type: str = "epsilon", **kwargs):
-    """A diffusers scheduler by short name (or class name) over exactly our betas."""
+    """A diffusers scheduler by short name (or the class name of a registered one) over exactly our betas."""
+    spec = resolve_sampler(name)
+    if spec.scheduler_class is None:
+        raise ValueError(f"sampler {spec.name!r} is the project's own loop, not a diffusers scheduler; run it with "
+                         f"gen.sampling.sample(sampler={spec.name!r}); diffusers samplers: {', '.join(SCHEDULERS)}")
+    if spec.requires and importlib.util.find_spec(spec.requires) is None:
+        raise ImportError(f"sampler {spec.name!r} ({spec.scheduler_class}) needs the {spec.requires} package: "
+                          f"pip install {spec.requires}")
     import diffusers
 
-    cls_name = SCHEDULERS.get(name, name)
-    cls = getattr(diffusers, cls_name, None)
-    if cls is None or not cls_name.endswith("Scheduler"):
-        raise ValueError(f"unknown scheduler {name!r}; accepted: {sorted(SCHEDULERS)} or a diffusers scheduler class name")
+    cls = getattr(diffusers, spec.scheduler_class)
+    # Everything else is diffusers' default for the class, as these names have always run: spacing "leading" for
+    # ddpm/ddim/pndm and "linspace" for the rest, and x̂_0 clipped to [−1, 1] in ddpm/ddim (clip_sample=True). (An
+    # earlier version meant to set trailing spacing and clip_sample=False, but looked the parameters up in
+    # cls.__init__.__code__, which diffusers' register_to_config wrapper hides, so it never did.) Pass
+    # timestep_spacing= / clip_sample= as keywords to choose otherwise.
     cfg = dict(num_train_timesteps=schedule.T, trained_betas=schedule.betas.float().numpy().tolist(),
                prediction_type=prediction_type)
-    if "clip_sample" in cls.__init__.__code__.co_varnames:
-        cfg["clip_sample"] = False
-    if "timestep_spacing" in cls.__init__.__code__.co_varnames:
-        cfg["timestep_spacing"] = "trailing"
     cfg.update(kwargs)
     return cls(**cfg)
+
+
+def _seed_from(generator) -> int | list[int] | None:
+    """A seed (one per sample for a list of generators) drawn from the generator(s), for schedulers that seed their own
+    noise (DPMSolverSDEScheduler's Brownian tree)."""
+    if generator is None:
+        return None
+    draw = lambda g: int(torch.randint(0, 2 ** 63 - 1, (), generator=g, device=g.device))
+    return [draw(g) for g in generator] if isinstance(generator, (list, tuple)) else draw(generator)
 
 
 @torch.no_grad()
 def sample_diffusers(model: ModelFn, shape, schedule: DiffusionSchedule, *, scheduler: str = "dpm++", steps: int = 20,
                      generator: torch.Generator | None = None, callback: Callback = None, x_T: Tensor | None = None,
-                     prediction_type: str = "epsilon", known=None, device=None, **scheduler_kwargs) -> Tensor:
-    """Run any diffusers scheduler: x ← init_noise_sigma·z; per step scale_model_input → model → scheduler.step."""
-    sched = scheduler if not isinstance(scheduler, str) else make_diffusers_scheduler(
-        scheduler, schedule, prediction_type, **scheduler_kwargs)
-    device = device or (x_T.device if x_T is not None else "cpu")
+                     prediction_type: str = "epsilon", known=None, device=None, eta: float = 0.0,
+                     **scheduler_kwargs) -> Tensor:
+    """Run any diffusers scheduler: x ← init_noise_sigma·z; per step scale_model_input → model → scheduler.step.
+    `scheduler` is a registered name (checked with its step range, see `check_sampler`) or a scheduler instance."""
+    if isinstance(scheduler, str):
+        check_sampler(scheduler, steps, schedule.T)
+        sched = make_diffusers_scheduler(scheduler, schedule, prediction_type, **scheduler_kwargs)
+    else:
+        sched = scheduler
+    step_params = _params(sched.step)
+    if eta < 0 or (eta and "eta" not in step_params):
+        raise ValueError(f"eta = {eta} is not accepted by {type(sched).__name__} (eta ≥ 0, and only for samplers that "
+                         f"take it: {', '.join(n for n, s in SAMPLERS.items() if s.takes_eta)})")
+    device = infer_device(model, x_T, device)
     sched.set_timesteps(steps, device=device)
-    x = (x_T if x_T is not None else _noise(shape, generator, device)) * sched.init_noise_sigma
+    x = _start(shape, generator, x_T, device) * sched.init_noise_sigma
+    known = _known_to(known, device)
+    if getattr(sched, "noise_sampler_seed", 0) is None:
+        sched.noise_sampler_seed = _seed_from(generator)
     timesteps = sched.timesteps
-    step_kwargs = {"generator": generator} if "generator" in sched.step.__code__.co_varnames else {}
+    step_kwargs = {"generator": generator} if "generator" in step_params else {}
+    if eta:
+        step_kwargs["eta"] = eta
     for i, t in enumerate(timesteps):
         x_in = sched.scale_model_input(x, t)
         pred = model(x_in, t.expand(x.shape[0]).to(device))
@@ -241,19 +438,31 @@ def sample_diffusers(model: ModelFn, shape, schedule: DiffusionSchedule, *, sche
         if known is not None:
             last = i + 1 == len(timesteps)
             t_next = timesteps[i + 1:i + 2]
-            x = _constrain(x, known, lambda x0: x0 if last else sched.add_noise(
-                x0, _noise(x0.shape, generator, x0.device, x0.dtype), t_next))
+            x = _constrain(x, known, lambda x0: x0.to(x.device) if last else sched.add_noise(
+                x0.to(x.device), _noise(x0.shape, generator, x.device, x0.dtype), t_next))
         if callback is not None:
             callback(i, len(timesteps), x)
     return x
 
 
-def sample(model: ModelFn, shape, schedule: DiffusionSchedule, *, sampler: str = "ddim", steps: int = 50,
-           eta: float = 0.0, **kw) -> Tensor:
-    """Dispatch: 'ddpm-ancestral' and 'ddim-eta' are our own loops (the note's formulas); anything else goes through
-    diffusers by name (ddpm, ddim, dpm++, unipc, euler, …)."""
-    if sampler == "ancestral":
-        return sample_ddpm(model, shape, schedule, steps=steps, **kw)
-    if sampler == "ddim-eta":
-        return sample_ddim(model, shape, schedule, steps=steps, eta=eta, **kw)
-    return sample_diffusers(model, shape, schedule, scheduler=sampler, steps=steps, **kw)
+def sample(model: ModelFn, shape, schedule: DiffusionSchedule, *, sampler: str = "ddim", steps: int | None = 50,
+           eta: float = 0.0, generator=None, callback: Callback = None, x_T: Tensor | None = None,
+           prediction_type: str = "epsilon", known=None, device=None, **kw) -> Tensor:
+    """Run the sampler a registered name means (see `sampler_table()`); name, steps and eta are checked before any
+    work. `ancestral` and `ddim-eta` are our own loops (extra keywords: spacing, clip_x0); every other name is a
+    diffusers scheduler (extra keywords go to its constructor). A diffusers scheduler instance is also accepted."""
+    if eta < 0:
+        raise ValueError(f"eta must be ≥ 0, got {eta}")
+    common = dict(generator=generator, callback=callback, x_T=x_T, prediction_type=prediction_type, known=known,
+                  device=device)
+    if not isinstance(sampler, str) and hasattr(sampler, "step") and hasattr(sampler, "set_timesteps"):
+        return sample_diffusers(model, shape, schedule, scheduler=sampler, steps=steps, eta=eta, **common, **kw)
+    spec, steps = check_sampler(sampler, steps, schedule.T)
+    if eta and not spec.takes_eta:
+        raise ValueError(f"sampler {spec.name!r} takes no eta (got {eta}); samplers with eta: "
+                         f"{', '.join(n for n, s in SAMPLERS.items() if s.takes_eta)}")
+    if spec.name == "ancestral":
+        return sample_ddpm(model, shape, schedule, steps=steps, **common, **kw)
+    if spec.name == "ddim-eta":
+        return sample_ddim(model, shape, schedule, steps=steps, eta=eta, **common, **kw)
+    return sample_diffusers(model, shape, schedule, scheduler=spec.name, steps=steps, eta=eta, **common, **kw)

@@ -48,7 +48,7 @@ NULL = {"c": torch.tensor([0.0]), "c.keep": torch.tensor([False])}
 
 @pytest.mark.parametrize("dims", [1, 2])
 def test_guidance_contracts(dims):
-    x, t = torch.randn(SHAPES[dims]), torch.tensor([5, 5, 5])
+    x, t = torch.randn(SHAPES[dims], generator=torch.Generator().manual_seed(dims)), torch.tensor([5, 5, 5])
     m = Recorder()
     cond_out = m(x, t, batch_conditions([term(2).cond], 3))
     unc_out = m(x, t, batch_conditions([NULL], 3))
@@ -62,7 +62,7 @@ def test_guidance_contracts(dims):
     m.calls = 0
     got = guided_prediction(m, x, t, 2 * term(1) & ~term(3), NULL)
     assert m.calls == 1 and m.batch[-1] == 9
-    assert torch.allclose(got, unc_out + 2 * 1.0 - 3.0)
+    assert torch.allclose(got, unc_out + 2 * 1.0 - 3.0, atol=1e-5)  # float32 rounding where the values are near 0
     # the batched pass equals separate passes
     sep = unc_out + 2 * (m(x, t, batch_conditions([term(1).cond], 3)) - unc_out) \
         - (m(x, t, batch_conditions([term(3).cond], 3)) - unc_out)

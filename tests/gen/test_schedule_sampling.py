@@ -1,4 +1,7 @@
-"""The schedule and samplers against diffusers' DDPMScheduler / DDIMScheduler, and their closed forms."""
+"""The schedule and samplers against diffusers' DDPMScheduler / DDIMScheduler, their closed forms, and the sampler
+registry (one name, one sampler)."""
+import importlib.util
+
 import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
@@ -233,7 +236,8 @@ def test_known_mask_and_constraint_callable_hold_exactly(sampler):
     assert torch.equal(y[1], y[0]) and torch.equal(y[0, :, :3], given[0, :, :3])
 
 
-@pytest.mark.parametrize("sampler", ["ancestral", "ddim-eta", "euler_a", "ddpm"])
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim-eta", "euler_a", "ddpm", pytest.param(
+    "dpm++sde", marks=pytest.mark.skipif(importlib.util.find_spec("torchsde") is None, reason="needs torchsde"))])
 def test_per_sample_generators_make_a_sample_independent_of_its_batch(sampler):
     """With one generator per sample (as diffusers' randn_tensor takes them), a stochastic sampler's sample i depends
     only on its own generator: sample 0 of a batch of 3 equals the same sample drawn alone."""
@@ -247,3 +251,135 @@ def test_per_sample_generators_make_a_sample_independent_of_its_batch(sampler):
     assert not torch.allclose(three[0], three[1])
     with pytest.raises(ValueError, match="one per sample"):
         sample(model, (2, 2, 4, 4), schedule, sampler=sampler, steps=5, generator=gens(3), **kw)
+
+
+# ---- the sampler registry --------------------------------------------------------------------------------------------
+import gen.sampling as sampling_module  # noqa: E402
+from gen.sampling import SAMPLERS, SCHEDULERS, check_sampler, resolve_sampler, sampler_table  # noqa: E402
+
+AVAILABLE = [n for n, s in SAMPLERS.items() if not s.requires or importlib.util.find_spec(s.requires)]
+
+
+def test_registry_names_and_table():
+    assert list(SAMPLERS) == ["ancestral", "ddim-eta", "ddpm", "ddim", "dpm++", "dpm++sde", "dpm", "unipc", "euler",
+                              "euler_a", "heun", "pndm", "deis", "lms"]
+    assert SCHEDULERS == {n: s.scheduler_class for n, s in SAMPLERS.items() if s.backend == "diffusers"}
+    assert SAMPLERS["ancestral"].backend == SAMPLERS["ddim-eta"].backend == "project"
+    assert SCHEDULERS["ddim"] == "DDIMScheduler" and SCHEDULERS["ddpm"] == "DDPMScheduler"
+    table = sampler_table()
+    assert table in sampling_module.__doc__  # the module docstring carries the same table
+    for name in SAMPLERS:
+        assert sum(line.startswith(f"| `{name}` |") for line in table.splitlines()) == 1
+
+
+def test_each_name_dispatches_to_one_sampler(monkeypatch):
+    """ancestral → sample_ddpm, ddim-eta → sample_ddim, every other name → sample_diffusers with that diffusers class;
+    a registered class name is the same sampler as its short name."""
+    called = []
+    for fn in ["sample_ddpm", "sample_ddim", "sample_diffusers"]:
+        monkeypatch.setattr(sampling_module, fn, lambda *a, _fn=fn, **kw: called.append((_fn, kw.get("scheduler"))))
+    s = DiffusionSchedule.make("linear", 50)
+    for name in SAMPLERS:
+        called.clear()
+        sample(lambda x, t: x, (1, 1, 2, 2), s, sampler=name, steps=5)
+        want = {"ancestral": ("sample_ddpm", None), "ddim-eta": ("sample_ddim", None)}.get(
+            name, ("sample_diffusers", name))
+        assert called == [want], name
+        if name in SCHEDULERS:
+            called.clear()
+            sample(lambda x, t: x, (1, 1, 2, 2), s, sampler=SCHEDULERS[name], steps=5)
+            assert called == [want]
+    for name in AVAILABLE:
+        if name in SCHEDULERS:
+            assert type(make_diffusers_scheduler(name, s)).__name__ == SCHEDULERS[name]
+            assert type(make_diffusers_scheduler(SCHEDULERS[name], s)).__name__ == SCHEDULERS[name]
+
+
+@pytest.mark.parametrize("name", [n for n in SCHEDULERS if n in AVAILABLE])
+def test_class_names_really_work(name):
+    s = DiffusionSchedule.make("cosine", 50)
+    x_star = torch.tensor([0.5, -0.3, 0.9, -0.9]).view(1, 1, 2, 2)
+    run = lambda sampler: sample(Oracle(s, x_star), (2, 1, 2, 2), s, sampler=sampler, steps=8,  # noqa: E731
+                                 generator=torch.Generator().manual_seed(0))
+    assert torch.equal(run(name), run(SCHEDULERS[name]))
+    assert check_sampler(SCHEDULERS[name], 8, 50)[0].name == name
+
+
+@pytest.mark.parametrize("bad", ["nope", "ddpm-ancestral", "DDIM", "KDPM2DiscreteScheduler", "SchedulerMixin", "", None,
+                                 3])
+def test_unknown_sampler_names_list_the_accepted_ones(bad):
+    with pytest.raises(ValueError, match="accepted: ancestral, ddim-eta, ddpm, ddim, dpm\\+\\+") as e:
+        check_sampler(bad, 10, 100)
+    assert "DDIMScheduler" in str(e.value)
+    calls = []
+    with pytest.raises(ValueError, match="accepted"):  # sample() checks before any work
+        sample(lambda x, t: calls.append(1) or x, (1, 1, 2, 2), DiffusionSchedule.make("linear", 100), sampler=bad)
+    assert not calls
+
+
+@pytest.mark.parametrize("name,steps,match", [
+    ("ddim", 0, r"\[1, 100\]"), ("ddim", 101, r"\[1, 100\]"), ("ancestral", 101, r"\[1, 100\]"),
+    ("ddim-eta", 2.5, "must be an int"), ("euler", "10", "must be an int"), ("heun", True, "must be an int"),
+    ("ddim", None, "must be an int"), ("dpm++", 100, r"\[1, 99\].*breaks at steps = T"),
+    ("pndm", 3, r"\[4, 99\].*at least 4")])
+def test_bad_steps_name_the_accepted_range(name, steps, match):
+    with pytest.raises(ValueError, match=match):
+        check_sampler(name, steps, 100)
+    calls = []
+    with pytest.raises(ValueError, match=match):
+        sample(lambda x, t: calls.append(1) or x, (1, 1, 2, 2), DiffusionSchedule.make("linear", 100), sampler=name,
+               steps=steps)
+    assert not calls
+
+
+def test_steps_resolution_and_eta_checks():
+    assert check_sampler("ancestral", None, 100)[1] == 100
+    assert check_sampler("ddim", 7, 100) == (SAMPLERS["ddim"], 7)
+    assert resolve_sampler("DPMSolverMultistepScheduler") is SAMPLERS["dpm++"]
+    s = DiffusionSchedule.make("linear", 20)
+    with pytest.raises(ValueError, match="takes no eta"):
+        sample(lambda x, t: x, (1, 1, 2, 2), s, sampler="euler", steps=3, eta=0.5)
+    with pytest.raises(ValueError, match="eta must be"):
+        sample(lambda x, t: x, (1, 1, 2, 2), s, sampler="ddim-eta", steps=3, eta=-1)
+    with pytest.raises(ValueError, match="own loop"):
+        make_diffusers_scheduler("ancestral", s)
+
+
+@pytest.mark.parametrize("name", AVAILABLE)
+def test_step_range_ends_run_and_calls_match_the_table(name):
+    """Both ends of each sampler's accepted range run to a finite result; the model is called as the table says."""
+    spec = SAMPLERS[name]
+    s = DiffusionSchedule.make("cosine", 20)
+    x_star = torch.tensor([0.5, -0.3, 0.9, -0.9]).view(1, 1, 2, 2)
+    for steps in spec.steps_range(20):
+        calls = []
+        oracle = Oracle(s, x_star)
+        x = sample(lambda x, t: calls.append(1) or oracle(x, t), (2, 1, 2, 2), s, sampler=name, steps=steps,
+                   generator=torch.Generator().manual_seed(0))
+        assert torch.isfinite(x).all(), (name, steps)
+        want = {"steps": steps, "2·steps − 1": 2 * steps - 1, "steps + 9": steps + 9}[spec.calls]
+        assert len(calls) == want, (name, steps, len(calls))
+
+
+@pytest.mark.parametrize("name", AVAILABLE)
+def test_stochastic_column_is_true(name):
+    """Same x_T, different generators: a stochastic sampler's samples differ, a deterministic one's are identical;
+    eta > 0 makes the samplers that take it stochastic."""
+    spec = SAMPLERS[name]
+    s = DiffusionSchedule.make("cosine", 30)
+    x_T = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    for eta in ([0.0, 1.0] if spec.takes_eta else [0.0]):
+        a, b = (sample(lambda x, t: 0.3 * x, x_T.shape, s, sampler=name, steps=max(spec.min_steps, 5), eta=eta,
+                       x_T=x_T, generator=torch.Generator().manual_seed(seed)) for seed in (1, 2))
+        assert torch.equal(a, b) != spec.is_stochastic(eta), (name, eta)
+
+
+def test_diffusers_samplers_keep_diffusers_defaults():
+    """The spacing column is what diffusers actually does (its class defaults; nothing is overridden)."""
+    s = DiffusionSchedule.make("linear", 20)
+    for name in AVAILABLE:
+        spec = SAMPLERS[name]
+        if spec.backend == "diffusers" and name != "dpm":  # DPMSolverSinglestepScheduler has no spacing option
+            assert make_diffusers_scheduler(name, s).config.timestep_spacing == spec.spacing, name
+    assert make_diffusers_scheduler("ddim", s).config.clip_sample is True
+    assert make_diffusers_scheduler("ddim", s, timestep_spacing="trailing").config.timestep_spacing == "trailing"
