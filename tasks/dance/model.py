@@ -79,7 +79,7 @@ class DanceModel(ModelMixin, ConfigMixin):
     def forward(self, x_t: Tensor, t: Tensor, cond: dict) -> Tensor:
         if x_t.ndim != 3 or x_t.shape[1] != MOTION_DIM:
             raise ValueError(f"x_t must be (B, {MOTION_DIM}, T), got {tuple(x_t.shape)}")
-        music = cond["music"].to(x_t.dtype)
+        music = cond["music"].to(x_t.device, x_t.dtype)
         if music.shape != (x_t.shape[0], FEATURE_DIM, x_t.shape[2]):
             raise ValueError(f"music must be (B, {FEATURE_DIM}, T) = {(x_t.shape[0], FEATURE_DIM, x_t.shape[2])}, "
                              f"got {tuple(music.shape)}")
@@ -100,9 +100,10 @@ class DanceModel(ModelMixin, ConfigMixin):
     @staticmethod
     def condition(music: Tensor, genre: int | None = None) -> dict:
         """Condition dict for one window: music (1, 35, T) raw features, genre index or None."""
-        return {"music": music, "music.keep": torch.ones(music.shape[0], dtype=torch.bool),
-                "genre": torch.full((music.shape[0],), 0 if genre is None else int(genre), dtype=torch.long),
-                "genre.keep": torch.full((music.shape[0],), genre is not None, dtype=torch.bool)}
+        return {"music": music, "music.keep": torch.ones(music.shape[0], dtype=torch.bool, device=music.device),
+                "genre": torch.full((music.shape[0],), 0 if genre is None else int(genre), dtype=torch.long,
+                                    device=music.device),
+                "genre.keep": torch.full((music.shape[0],), genre is not None, dtype=torch.bool, device=music.device)}
 
     def term(self, music: Tensor, genre: int | None = None, weight: float = 1.0) -> Term:
         return Term(self.condition(music, genre), weight, label="music")
@@ -111,5 +112,7 @@ class DanceModel(ModelMixin, ConfigMixin):
     def null_cond(music: Tensor) -> dict:
         """Everything dropped: ε_∅ for classifier-free guidance."""
         b = music.shape[0]
-        return {"music": music, "music.keep": torch.zeros(b, dtype=torch.bool),
-                "genre": torch.zeros(b, dtype=torch.long), "genre.keep": torch.zeros(b, dtype=torch.bool)}
+        d = music.device
+        return {"music": music, "music.keep": torch.zeros(b, dtype=torch.bool, device=d),
+                "genre": torch.zeros(b, dtype=torch.long, device=d),
+                "genre.keep": torch.zeros(b, dtype=torch.bool, device=d)}
