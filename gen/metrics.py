@@ -1,6 +1,11 @@
 """Image/sequence quality metrics. Every number is computed; what cannot be computed here is reported as unavailable.
 
-- `ssim`, `psnr`, `rmse`, `l1`: per-pair fidelity (torchmetrics' SSIM, Wang et al. 2004, Gaussian window 11, σ 1.5).
+- `ssim`, `psnr`, `rmse`, `l1`: per-pair fidelity, each → (N,). SSIM is torchmetrics' (Wang et al. 2004, Gaussian
+  window 11, σ 1.5, data range 1, the map over the whole image with a reflection-padded border). Inputs are in
+  `value_range` (default (−1, 1), the models' range; (0, 1) for images already on the [0, 1] scale, e.g. the
+  calligraphy glyphs), clamped to it and mapped to [0, 1]; `rmse`/`l1` also take value_range=None: the raw values,
+  no clamping or rescaling (the research code's errors on the [−1, 1] scale).
+- `gen.metrics` is the suite's one SSIM / RMSE / Fréchet-distance implementation (tasks and research call it).
 - `frechet_distance(feats_a, feats_b)`: ‖μ_a − μ_b‖² + Tr(Σ_a + Σ_b − 2(Σ_a Σ_b)^½) over any feature extractor (FID when
   the features are Inception pool3). `fid_inception` needs torchmetrics' FID weights at a user-given path
   (`GEN_INCEPTION_WEIGHTS` or `weights=`): none can be downloaded here, so without them it returns `unavailable(...)`.
@@ -22,30 +27,41 @@ def unavailable(reason: str) -> dict:
     return {"value": None, "unavailable": reason}
 
 
-def _to01(x: Tensor) -> Tensor:
-    return (x.float().clamp(-1, 1) + 1) / 2
+def _to01(x: Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:
+    """x in value_range → [0, 1] (clamped first); with (0, 1) in-range values stay bit for bit the same."""
+    lo, hi = value_range
+    if not hi > lo:
+        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range}")
+    return (x.float().clamp(lo, hi) - lo) / (hi - lo)
 
 
-def ssim(a: Tensor, b: Tensor) -> Tensor:
-    """Per-image SSIM of (N, C, H, W) images in [−1, 1] → (N,)."""
+def _diff(a: Tensor, b: Tensor, value_range) -> Tensor:
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+    return a - b if value_range is None else _to01(a, value_range) - _to01(b, value_range)
+
+
+def ssim(a: Tensor, b: Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:
+    """Per-image SSIM of (N, C, H, W) images in `value_range` → (N,), on the [0, 1] scale (data range 1)."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    return structural_similarity_index_measure(_to01(a), _to01(b), data_range=1.0, reduction="none")
+    return structural_similarity_index_measure(_to01(a, value_range), _to01(b, value_range), data_range=1.0,
+                                               reduction="none")
 
 
-def rmse(a: Tensor, b: Tensor) -> Tensor:
-    """Per-sample root mean squared error on the [0, 1] scale → (N,)."""
-    return (_to01(a) - _to01(b)).pow(2).flatten(1).mean(1).sqrt()
+def rmse(a: Tensor, b: Tensor, value_range: tuple[float, float] | None = (-1.0, 1.0)) -> Tensor:
+    """Per-sample root mean squared error → (N,): on the [0, 1] scale, or of the raw values with value_range=None."""
+    return _diff(a, b, value_range).pow(2).flatten(1).mean(1).sqrt()
 
 
-def l1(a: Tensor, b: Tensor) -> Tensor:
-    """Per-sample mean absolute error on the [0, 1] scale → (N,)."""
-    return (_to01(a) - _to01(b)).abs().flatten(1).mean(1)
+def l1(a: Tensor, b: Tensor, value_range: tuple[float, float] | None = (-1.0, 1.0)) -> Tensor:
+    """Per-sample mean absolute error → (N,): on the [0, 1] scale, or of the raw values with value_range=None."""
+    return _diff(a, b, value_range).abs().flatten(1).mean(1)
 
 
-def psnr(a: Tensor, b: Tensor) -> Tensor:
+def psnr(a: Tensor, b: Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:
     """Per-sample PSNR in dB on the [0, 1] scale → (N,)."""
-    return -20 * torch.log10(rmse(a, b).clamp(min=1e-8))
+    return -20 * torch.log10(rmse(a, b, value_range).clamp(min=1e-8))
 
 
 def frechet_distance(feats_a: Tensor | np.ndarray, feats_b: Tensor | np.ndarray) -> float:

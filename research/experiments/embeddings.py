@@ -14,6 +14,8 @@ import os
 import numpy as np
 import torch
 
+from gen.metrics import rmse
+
 from .common import (GUIDANCE, Context, get_judge, image_grid, load_digits_split, md_table, per_class,
                      sample_classes, save_figure, shared_model, write_readme)
 
@@ -54,7 +56,7 @@ def run(ctx: Context) -> dict:
     real_means = torch.stack([real[real_lab == k].mean(0) for k in range(10)])
     gen_means = torch.stack([gen[labels == k].mean(0) for k in range(10)])
     all_means = torch.stack([torch.cat([xtr, xte])[torch.cat([ytr, yte]) == k].mean(0) for k in range(10)])
-    mean_rmse = (real_means - gen_means).pow(2).flatten(1).mean(1).sqrt()
+    mean_rmse = rmse(real_means, gen_means, value_range=None)  # on the [−1, 1] scale
     _plot(ctx, emb, n, real_lab.numpy(), labels.numpy())
     import matplotlib
     matplotlib.use("Agg")

@@ -25,6 +25,7 @@ import os
 import numpy as np
 import torch
 
+from gen.metrics import rmse
 from gen.sampling import sample_ddim
 
 from .common import Context, fit, load_digits_split, make_model, make_schedule, md_table, save_figure, write_readme
@@ -105,7 +106,7 @@ def run(ctx: Context) -> dict:
             for key, clip in (("rmse_to_x_star", None), ("rmse_to_x_star_clipped", 1.0)):
                 x = sample_ddim(f, (16, 1, 8, 8), schedule, steps=steps, clip_x0=clip,
                                 generator=torch.Generator().manual_seed(ctx.seed))
-                row[key] = (x - x_star).pow(2).flatten(1).mean(1).sqrt().mean().item()
+                row[key] = rmse(x, x_star.expand_as(x), value_range=None).mean().item()  # raw, unclipped scale
             sample_rows.append(row)
     results = dict(experiment="single_image", quick=ctx.quick, config=dict(cfg, schedule="cosine",
                    prediction_type="epsilon", x_star="first image of the digits train split", label=int(y_star)),
