@@ -101,22 +101,14 @@ class Curves1D(torch.utils.data.Dataset):
 
 def shape_judge(data: Shapes2D, steps: int = 250, seed: int = 0) -> torch.nn.Module:
     """A small CNN trained on real `data` to tell the shape classes apart: the judge of class-conditional samples.
-    Its 32-d pooled features (`judge[:-1]`) serve for a Fréchet distance ("shape-judge features, not Inception")."""
+    Its 32-d pooled features (`judge[:-1]`) serve for a Fréchet distance ("shape-judge features, not Inception").
+    Trained by `gen.judge.train_judge` (Adam 3e-3, batch 64, no augmentation)."""
     from torch import nn
-    import torch.nn.functional as F
 
-    g = torch.Generator().manual_seed(seed)
+    from gen.judge import train_judge
+
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1, stride=2), nn.ReLU(),
                         nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
                         nn.Linear(32, data.k))
-    opt = torch.optim.Adam(net.parameters(), 3e-3)
-    x, y = data.tensors()
-    for _ in range(steps):
-        idx = torch.randint(0, len(y), (64,), generator=g)
-        loss = F.cross_entropy(net(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return net.eval()
-
+    return train_judge(net, data.tensors(), steps=steps, batch_size=64, lr=3e-3, seed=seed, optimizer="adam")
