@@ -1,8 +1,8 @@
 """The judge: a separately trained multi-label CNN that says which attributes a 32×32 face shows.
 
 Trained on procedural faces drawn from split="all" (independent Bernoulli(0.5) attributes, so every one of the 2^9
-combinations, held-out ones included, is covered), evaluated on fresh faces of split "all" and "heldout". Saved as
-safetensors + a JSON card (its own accuracy) under runs/.
+combinations, held-out ones included, is covered), evaluated on fresh faces of split "all" and "heldout". Trained and
+saved with gen.judge (safetensors + a JSON card with its own accuracy) under runs/.
 
     python -m tasks.attributes.classifier --out runs/attr_classifier            # ≈ 2 min on one idle core (1.5 min of it rendering, cached after)
     judge = load_classifier("runs/attr_classifier"); present = classify(judge, images)   # (N, K) bool
@@ -12,17 +12,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 
 import torch
-from safetensors.torch import load_file, save_file
+import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from gen.judge import load_judge, read_card, save_judge, train_judge
 from tasks.attributes.check_recognisable import tiny_cnn
 from tasks.attributes.faces import ATTRIBUTES, CACHE_VERSION, FaceDataset
 
-WEIGHTS, CARD = "classifier.safetensors", "classifier.json"
+NAME = "classifier"  # gen.judge file names: classifier.safetensors + classifier.json (the card)
+WEIGHTS, CARD = f"{NAME}.safetensors", f"{NAME}.json"
 
 
 def _tensors(ds: FaceDataset) -> tuple[Tensor, Tensor]:
@@ -42,9 +44,16 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     return (classify(model, x) == y.bool()).float().mean(0)
 
 
+def _flip_and_noise(xb: Tensor, g: torch.Generator) -> Tensor:
+    flip = torch.rand(len(xb), generator=g) < 0.5  # every attribute is left/right symmetric
+    xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+    return xb + 0.03 * torch.randn(xb.shape, generator=g)  # generated images are slightly noisy
+
+
 def train_classifier(out: str, steps: int = 600, n_train: int = 8000, n_eval: int = 1000, batch_size: int = 64,
                      lr: float = 3e-3, seed: int = 0, size: int = 32, log=print) -> dict:
-    """Train, measure, save (atomically: a temp folder renamed to `out`). Returns the card (accuracies)."""
+    """Train (gen.judge.train_judge: AdamW, one-cycle LR, BCE, flips + noise), measure, save (gen.judge.save_judge,
+    atomically: a temp folder renamed to `out`). Returns the card (accuracies)."""
     torch.manual_seed(seed)
     t0 = time.time()
     x, y = _tensors(FaceDataset(n_train, seed=1000 + seed, size=size, split="all", cache=True))
@@ -52,24 +61,10 @@ def train_classifier(out: str, steps: int = 600, n_train: int = 8000, n_eval: in
     x_ho, y_ho = _tensors(FaceDataset(n_eval, seed=2000 + seed, size=size, split="heldout", cache=True))
     log(f"classifier data ready in {time.time() - t0:.0f}s")
     model = tiny_cnn(len(ATTRIBUTES))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    loss_fn = nn.BCEWithLogitsLoss()
-    g = torch.Generator().manual_seed(seed)
-    model.train()
-    for step in range(steps):
-        idx = torch.randint(len(x), (batch_size,), generator=g)
-        xb = x[idx]
-        flip = torch.rand(len(xb), generator=g) < 0.5  # every attribute is left/right symmetric
-        xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
-        xb = xb + 0.03 * torch.randn(xb.shape, generator=g)  # generated images are slightly noisy
-        loss = loss_fn(model(xb), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if (step + 1) % 250 == 0:
-            log(f"classifier step {step + 1}/{steps} loss {loss.item():.4f}")
+    train_judge(model, (x, y), steps=steps, batch_size=batch_size, lr=lr, seed=seed, optimizer="adamw",
+                weight_decay=1e-4, lr_schedule="onecycle", pct_start=0.1, loss=F.binary_cross_entropy_with_logits,
+                augment=_flip_and_noise, log=lambda step, loss: log(f"classifier step {step}/{steps} loss {loss:.4f}"),
+                log_every=250)
     acc_val, acc_ho = accuracy(model, x_val, y_val), accuracy(model, x_ho, y_ho)
     card = {
         "attributes": list(ATTRIBUTES),
@@ -82,29 +77,20 @@ def train_classifier(out: str, steps: int = 600, n_train: int = 8000, n_eval: in
                   "data": "FaceDataset(split='all') seed 1000+seed; eval seed 2000+seed"},
         "seconds": time.time() - t0,
     }
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".classifier.")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(tmp, WEIGHTS))
-    with open(os.path.join(tmp, CARD), "w") as f:
-        json.dump(card, f, indent=2)
-    if os.path.isdir(out):
-        import shutil
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return card
+    return save_judge(model, out, card, cls=tiny_cnn, init={"k": len(ATTRIBUTES)}, name=NAME)
 
 
 def load_classifier(path: str) -> tuple[nn.Module, dict]:
-    """(model in eval mode, card) from a folder written by train_classifier."""
+    """(model in eval mode, card) from a folder written by train_classifier (safetensors only)."""
     wpath = os.path.join(path, WEIGHTS)
     if not os.path.exists(wpath):
         raise ValueError(f"no classifier at {wpath}; train one with: python -m tasks.attributes.classifier --out {path}")
-    with open(os.path.join(path, CARD)) as f:
-        card = json.load(f)
-    model = tiny_cnn(len(card["attributes"]))
-    model.load_state_dict(load_file(wpath))
-    return model.eval(), card
+    card = read_card(path, NAME)
+    if "judge" not in card:  # written before gen.judge: the same files, without the class record
+        model = tiny_cnn(len(card["attributes"]))
+        model.load_state_dict(load_file(wpath))
+        return model.eval(), card
+    return load_judge(tiny_cnn, path, name=NAME)
 
 
 def main(argv=None) -> dict:
