@@ -1,24 +1,25 @@
 """The glyph judge: a small CNN trained on real font renders that says which character and which style a glyph is.
 
 Used by `tasks.calligraphy.evaluate` for content accuracy, style accuracy and a Fréchet distance over its penultimate
-features ("fid_glyph": project glyph-classifier features, not Inception). It never sees generated glyphs in training;
-augmentation (shifts, scale, blur, noise) keeps it from keying on pixel-exact font rendering.
+features ("fid_glyph": project glyph-classifier features, not Inception; `gen.metrics.frechet_distance`). It never sees
+generated glyphs in training; augmentation (shifts, scale, blur, noise) keeps it from keying on pixel-exact font
+rendering. Its loop stays here (two heads, a character batch and a style batch per step); it is saved and loaded with
+`gen.judge` (safetensors + a JSON card).
 
     judge = train_judge(char_images, char_labels, style_images, style_labels, n_chars, n_styles, seed=0)
     feats, char_logits, style_logits = judge(x)        # x (B, 1, S, S) in [-1, 1]
+    save_glyph_judge(judge, folder, card); judge, card = load_glyph_judge(folder)
 """
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from gen.io import atomic_path
+from gen.judge import load_judge, save_judge
+from gen.metrics import frechet_distance  # noqa: F401  (one implementation for the suite; re-exported here)
 
 
 class GlyphJudge(nn.Module):
@@ -33,28 +34,21 @@ class GlyphJudge(nn.Module):
                                    nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.char_head = nn.Linear(4 * w, n_chars)
         self.style_head = nn.Linear(4 * w, n_styles)
-        self.meta = dict(n_chars=n_chars, n_styles=n_styles, width=width)
+        self.judge_init = dict(n_chars=n_chars, n_styles=n_styles, width=width)   # what rebuilds it (the card records it)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         f = self.trunk(x)                                         # (B, 4w)
         return f, self.char_head(f), self.style_head(f)
 
-    def save(self, path: str | os.PathLike, extra: dict | None = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            save_file({k: v.contiguous() for k, v in self.state_dict().items()}, tmp,
-                      metadata={"meta": json.dumps({**self.meta, **(extra or {})})})
 
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "GlyphJudge":
-        from safetensors import safe_open
+def save_glyph_judge(model: GlyphJudge, folder: str | os.PathLike, card: dict) -> dict:
+    """gen.judge.save_judge with the network's constructor arguments."""
+    return save_judge(model, folder, card, init=model.judge_init)
 
-        with safe_open(str(path), "pt") as f:
-            meta = json.loads(f.metadata()["meta"])
-        m = cls(meta["n_chars"], meta["n_styles"], meta["width"])
-        m.load_state_dict(load_file(str(path)))
-        return m.eval()
+
+def load_glyph_judge(folder: str | os.PathLike) -> tuple[GlyphJudge, dict]:
+    """(judge in eval mode, card) from a folder written by save_glyph_judge (safetensors only)."""
+    return load_judge(GlyphJudge, folder)
 
 
 def augment(x: Tensor, g: torch.Generator) -> Tensor:
@@ -101,19 +95,3 @@ def train_judge(char_x: Tensor, char_y: Tensor, style_x: Tensor, style_y: Tensor
 def judge_batches(model: GlyphJudge, x: Tensor, batch_size: int = 256) -> tuple[Tensor, Tensor, Tensor]:
     outs = [model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
     return tuple(torch.cat(o) for o in zip(*outs))
-
-
-def frechet_distance(a: Tensor, b: Tensor) -> float:
-    """‖μ_a − μ_b‖² + Tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^½) between feature sets a (N, D), b (M, D) (Heusel et al. 2017)."""
-    import numpy as np
-    from scipy import linalg
-
-    a, b = a.double().numpy(), b.double().numpy()
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    if not np.isfinite(covmean).all():
-        off = np.eye(s1.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((s1 + off) @ (s2 + off))
-    covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))

@@ -20,11 +20,13 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from gen import metrics as M
 from gen.io import atomic_write_json
 
 from .data import DEFAULT_CACHE_DIR, build_dataset, load_characters, split_characters
@@ -49,21 +51,19 @@ def pick_chars(heldout: list[str], train: list[str], n: int, n_ref: int, seed: i
 
 
 def metrics(gen: torch.Tensor, real: torch.Tensor) -> dict:
-    """gen, real (N, 1, S, S) in [0, 1] → SSIM, RMSE, L1 (means over glyphs)."""
-    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
-
-    return {"ssim": float(ssim(gen, real, data_range=1.0)),
-            "rmse": float(((gen - real) ** 2).flatten(1).mean(1).sqrt().mean()),
-            "l1": float((gen - real).abs().mean())}
+    """gen, real (N, 1, S, S) in [0, 1] → SSIM, RMSE, L1 (means over glyphs; gen.metrics on the [0, 1] scale)."""
+    return {"ssim": float(M.ssim(gen, real, value_range=(0.0, 1.0)).mean()),
+            "rmse": float(M.rmse(gen, real, value_range=(0.0, 1.0)).mean()),
+            "l1": float(M.l1(gen, real, value_range=(0.0, 1.0)).mean())}
 
 
 def judged(judge, x01: torch.Tensor, char_y: torch.Tensor, style_y: torch.Tensor, real_feats: torch.Tensor) -> dict:
-    from .classifier import frechet_distance, judge_batches
+    from .classifier import judge_batches
 
     f, lc, ls = judge_batches(judge, x01 * 2 - 1)
     return {"content_accuracy": float((lc.argmax(1) == char_y).float().mean()),
             "style_accuracy": float((ls.argmax(1) == style_y).float().mean()),
-            "fid_glyph": frechet_distance(real_feats, f)}
+            "fid_glyph": M.frechet_distance(real_feats, f)}
 
 
 WORK_TEXT = "永和九年"  # the issue's 4-character example (蘭亭序)
@@ -88,27 +88,38 @@ def time_work(pipe, style: str, seed: int = 0, text: str = WORK_TEXT, **glyph_kw
     return out
 
 
-def evaluate(checkpoint: str, quick: bool = False, seed: int = 0, steps: int | None = None,
-             scheduler: str | None = None, guidance: float | None = None, cache_dir=DEFAULT_CACHE_DIR) -> dict:
+@dataclass
+class EvalSet:
+    """The evaluation's characters and glyphs (step 1), shared by the later steps."""
+
+    data: object                       # GlyphDataset of every style (64 px)
+    chars: list[str]                   # evaluated held-out characters, valid in every style
+    ci: np.ndarray                     # their indices in `data`
+    ri: np.ndarray                     # reference (training) character indices
+    real: dict                         # style → (N, 1, S, S) real glyphs in [0, 1]
+    content: torch.Tensor              # (N, 1, S, S) content glyphs in [-1, 1]
+    all_styles: list[str]
+    train_styles: list[str]
+    size: int
+
+
+def _data_config(checkpoint: str) -> dict:
     import yaml
 
-    from .classifier import GlyphJudge, judge_batches, train_judge
-    from .pipeline import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, CalligraphyPipeline
     from gen.train import latest_checkpoint
 
-    opts = QUICK if quick else FULL
-    steps, scheduler = steps or DEFAULT_STEPS, scheduler or DEFAULT_SCHEDULER
-    guidance = DEFAULT_GUIDANCE if guidance is None else guidance
-    pipe = CalligraphyPipeline.from_pretrained(checkpoint)
-    size, train_styles = pipe.size, pipe.styles
     ck = latest_checkpoint(checkpoint) or checkpoint
     dcfg = {"heldout_fraction": 0.1, "split_seed": 0}
     if os.path.isfile(os.path.join(ck, "config.yaml")):
         dcfg.update(yaml.safe_load(open(os.path.join(ck, "config.yaml")))["data"])
-    fewshot = [s for s in STYLE_NAMES if s not in train_styles]
-    all_styles = list(STYLE_NAMES)
+    return dcfg
 
-    # 1. characters: held-out ones valid in every style; training ones for references, the judge's style head
+
+def select_characters(pipe, checkpoint: str, opts: dict, seed: int, cache_dir) -> EvalSet:
+    """Step 1: held-out characters valid in every style; training ones for references and the judge's style head."""
+    all_styles = list(STYLE_NAMES)
+    size = pipe.size
+    dcfg = _data_config(checkpoint)
     train_c, held_c = split_characters(load_characters(), dcfg["heldout_fraction"], dcfg["split_seed"])
     cand, refc = pick_chars(held_c, train_c, opts["n_chars"], opts["ref_chars"], seed)
     data = build_dataset(all_styles, sorted(set(cand + refc)), size=64, cache_dir=cache_dir)
@@ -120,77 +131,96 @@ def evaluate(checkpoint: str, quick: bool = False, seed: int = 0, steps: int | N
     ri = np.array([data.char_index(c) for c in refc])
     real = {s: _to_model(data.images[k, ci], size).add(1).div(2) for k, s in enumerate(all_styles)}  # (N,1,S,S) [0,1]
     content = _to_model(data.content[ci], size)                                                     # [-1, 1]
+    return EvalSet(data, chars, ci, ri, real, content, all_styles, list(pipe.styles), size)
 
-    # 2. the judge: character head on the evaluated characters (all styles + content font), style head on all styles
-    judge_path = Path("runs/calligraphy_judge") / f"judge_{size}px_{len(chars)}ch_{hashlib.sha256(''.join(chars).encode()).hexdigest()[:12]}_{opts['judge_steps']}.safetensors"
-    if judge_path.is_file() and GlyphJudge.load(judge_path).meta.get("chars") == "".join(chars):
-        judge = GlyphJudge.load(judge_path)
-    else:
-        cx = torch.cat([real[s] for s in all_styles] + [content.add(1).div(2)]) * 2 - 1
-        cy = torch.arange(len(chars)).repeat(len(all_styles) + 1)
-        sx, sy = [], []
-        for k, s in enumerate(all_styles):
-            idx = np.concatenate([ri[data.valid[k, ri]], ci])
-            sx.append(_to_model(data.images[k, idx], size))
-            sy.append(torch.full((len(idx),), k))
-        judge = train_judge(cx, cy, torch.cat(sx), torch.cat(sy), len(chars), len(all_styles),
-                            steps=opts["judge_steps"], seed=seed)
-        judge.meta["chars"] = "".join(chars)
-        judge.save(judge_path, {"chars": "".join(chars)})
 
-    # 3. nearest other training style (mean L1 over training characters valid in both)
-    def nearest(s):
-        a = all_styles.index(s)
-        best, bd = None, 1e9
-        for t in train_styles:
-            if t == s:
-                continue
-            b = all_styles.index(t)
-            both = ri[data.valid[a, ri] & data.valid[b, ri]]
-            d = np.abs(data.images[a, both].astype(np.float32) - data.images[b, both].astype(np.float32)).mean()
-            if d < bd:
-                best, bd = t, d
-        return best
+def glyph_judge(es: EvalSet, opts: dict, seed: int, root: str | os.PathLike = "runs/calligraphy_judge"):
+    """Step 2: the judge (cached under `root`, a gen.judge folder): character head on the evaluated characters (all
+    styles + content font), style head on all styles (training characters and the evaluated ones)."""
+    from .classifier import judge_batches, load_glyph_judge, save_glyph_judge, train_judge
 
-    # 4. generate: held-out characters × training styles
-    gen, t_gen, n_gen = {}, 0.0, 0
-    for s in train_styles:
-        t0 = time.time()
-        g = pipe.glyphs("", style=s, content=content, seed=seed, steps=steps, scheduler=scheduler, guidance=guidance)
-        t_gen += time.time() - t0
-        n_gen += len(g)
-        gen[s] = torch.from_numpy(g)[:, None]
-    n = len(chars)
-    char_y = torch.arange(n)
+    chars = "".join(es.chars)
+    folder = Path(root) / f"judge_{es.size}px_{len(es.chars)}ch_{hashlib.sha256(chars.encode()).hexdigest()[:12]}_{opts['judge_steps']}"
+    if (folder / "judge.safetensors").is_file():
+        judge, card = load_glyph_judge(folder)
+        if card.get("chars") == chars:
+            return judge
+    cx = torch.cat([es.real[s] for s in es.all_styles] + [es.content.add(1).div(2)]) * 2 - 1
+    cy = torch.arange(len(es.chars)).repeat(len(es.all_styles) + 1)
+    sx, sy = [], []
+    for k, s in enumerate(es.all_styles):
+        idx = np.concatenate([es.ri[es.data.valid[k, es.ri]], es.ci])
+        sx.append(_to_model(es.data.images[k, idx], es.size))
+        sy.append(torch.full((len(idx),), k))
+    sx, sy = torch.cat(sx), torch.cat(sy)
+    judge = train_judge(cx, cy, sx, sy, len(es.chars), len(es.all_styles), steps=opts["judge_steps"], seed=seed)
+    acc_c = float((judge_batches(judge, cx)[1].argmax(1) == cy).float().mean())
+    acc_s = float((judge_batches(judge, sx)[2].argmax(1) == sy).float().mean())
+    save_glyph_judge(judge, folder, {
+        "chars": chars, "styles": es.all_styles, "image_size": es.size, "steps": opts["judge_steps"], "seed": seed,
+        "trained_on": f"real renders (augmented): the {len(es.chars)} evaluated characters in every style and the "
+                      f"content font (character head); {len(sy)} glyphs of training and evaluated characters (style head)",
+        "train_accuracy": {"content": acc_c, "style": acc_s},
+        "heldout_accuracy": None,
+        "heldout": "none: no real glyph is held out from the judge; the report's real_glyphs_judged is its accuracy "
+                   "on the real glyphs of the training styles"})
+    return judge
 
-    def judged_block(images: dict, styles: list[str]) -> dict:
+
+def nearest_style(es: EvalSet, s: str) -> str:
+    """Step 3: the nearest other training style (mean L1 over training characters valid in both)."""
+    a = es.all_styles.index(s)
+    best, bd = None, 1e9
+    for t in es.train_styles:
+        if t == s:
+            continue
+        b = es.all_styles.index(t)
+        both = es.ri[es.data.valid[a, es.ri] & es.data.valid[b, es.ri]]
+        d = np.abs(es.data.images[a, both].astype(np.float32) - es.data.images[b, both].astype(np.float32)).mean()
+        if d < bd:
+            best, bd = t, d
+    return best
+
+
+class Scorer:
+    """Image metrics against the real glyphs and the judge's verdicts, for blocks of glyphs given per style."""
+
+    def __init__(self, es: EvalSet, judge):
+        self.es, self.judge, self.n = es, judge, len(es.chars)
+
+    def judged_block(self, images: dict, styles: list[str]) -> dict:
         """The judge on `images` of `styles` (the Fréchet distance against the real glyphs of the same styles)."""
-        x = torch.cat([images[s] for s in styles])
-        sy = torch.cat([torch.full((n,), all_styles.index(s)) for s in styles])
-        feats = judge_batches(judge, torch.cat([real[s] for s in styles]) * 2 - 1)[0]
-        return judged(judge, x, char_y.repeat(len(styles)), sy, feats)
+        from .classifier import judge_batches
 
-    def block(images: dict, styles: list[str]) -> dict:
-        out = metrics(torch.cat([images[s] for s in styles]), torch.cat([real[s] for s in styles]))
-        out.update(judged_block(images, styles))
+        es, n = self.es, self.n
+        x = torch.cat([images[s] for s in styles])
+        sy = torch.cat([torch.full((n,), es.all_styles.index(s)) for s in styles])
+        feats = judge_batches(self.judge, torch.cat([es.real[s] for s in styles]) * 2 - 1)[0]
+        return judged(self.judge, x, torch.arange(n).repeat(len(styles)), sy, feats)
+
+    def block(self, images: dict, styles: list[str]) -> dict:
+        out = metrics(torch.cat([images[s] for s in styles]), torch.cat([self.es.real[s] for s in styles]))
+        out.update(self.judged_block(images, styles))
         return out
 
-    report = {"checkpoint": str(checkpoint), "quick": quick, "steps": steps, "scheduler": scheduler,
-              "guidance": guidance, "image_size": size, "n_chars": n, "chars": "".join(chars),
-              "train_styles": train_styles, "fewshot_styles": fewshot}
-    report.update(block(gen, train_styles))
+
+def score_training_styles(report: dict, es: EvalSet, sc: Scorer, gen: dict) -> None:
+    """Step 5: the model on held-out characters × training styles, the judge's ceiling on real glyphs, and the
+    baselines (content glyph, nearest other style), into `report`."""
+    train_styles, real, all_styles, ci = es.train_styles, es.real, es.all_styles, es.ci
+    report.update(sc.block(gen, train_styles))
     report["fid_glyph_note"] = "fid_glyph: Fréchet distance in project glyph-classifier features, not Inception"
-    report["per_style"] = {s: block(gen, [s]) for s in train_styles}
+    report["per_style"] = {s: sc.block(gen, [s]) for s in train_styles}
     # the judge on the real glyphs it was trained on: the ceiling of content / style accuracy (a style it cannot tell
     # apart on real glyphs, e.g. two near-identical Kai fonts, caps the generated style accuracy too)
-    report["real_glyphs_judged"] = {"all": judged_block(real, train_styles),
-                                    **{s: judged_block(real, [s]) for s in train_styles}}
-    near = {s: nearest(s) for s in train_styles}
-    near_l1 = {s: float(np.abs(data.images[all_styles.index(s), ci].astype(np.float32) - data.images[
+    report["real_glyphs_judged"] = {"all": sc.judged_block(real, train_styles),
+                                    **{s: sc.judged_block(real, [s]) for s in train_styles}}
+    near = {s: nearest_style(es, s) for s in train_styles}
+    near_l1 = {s: float(np.abs(es.data.images[all_styles.index(s), ci].astype(np.float32) - es.data.images[
         all_styles.index(near[s]), ci].astype(np.float32)).mean() / 255) for s in train_styles}
     report["baselines"] = {
-        "content_glyph": block({s: content.add(1).div(2) for s in train_styles}, train_styles),
-        "nearest_other_style": {**block({s: real[near[s]] for s in train_styles}, train_styles), "nearest": near,
+        "content_glyph": sc.block({s: es.content.add(1).div(2) for s in train_styles}, train_styles),
+        "nearest_other_style": {**sc.block({s: real[near[s]] for s in train_styles}, train_styles), "nearest": near,
                                 "nearest_l1_64px": near_l1},
     }
     # per style against its own nearest-style baseline: a style whose nearest neighbour is nearly the same font
@@ -201,30 +231,63 @@ def evaluate(checkpoint: str, quick: bool = False, seed: int = 0, steps: int | N
                                           "rmse": report["per_style"][s]["rmse"],
                                           "baseline_rmse": near_metrics[s]["rmse"],
                                           "nearest": near[s], "nearest_l1_64px": near_l1[s]} for s in train_styles}
-    # 5. few-shot: unseen styles from k = 4 references (training characters of that style)
-    few = {}
+
+
+def few_shot(pipe, es: EvalSet, sc: Scorer, fewshot: list[str], seed: int, sample_kw: dict) -> tuple[dict, float, int]:
+    """Step 6: unseen styles from k = 4 references (training characters of that style). Returns (results, sampling
+    seconds, glyphs sampled)."""
+    few, t_gen, n_gen = {}, 0.0, 0
     for s in fewshot:
-        k = all_styles.index(s)
-        pool = ri[data.valid[k, ri]][:4]
-        refs = _to_model(data.images[k, pool], size)
+        k = es.all_styles.index(s)
+        pool = es.ri[es.data.valid[k, es.ri]][:4]
+        refs = _to_model(es.data.images[k, pool], es.size)
         t0 = time.time()
-        g = pipe.glyphs("", references=list(refs), content=content, seed=seed, steps=steps, scheduler=scheduler,
-                        guidance=guidance)
+        g = pipe.glyphs("", references=list(refs), content=es.content, seed=seed, **sample_kw)
         t_gen += time.time() - t0
         n_gen += len(g)
         gs = torch.from_numpy(g)[:, None]
-        few[s] = {**block({s: gs}, [s]), "k": 4,
-                  "baseline_content_glyph": metrics(content.add(1).div(2), real[s])}
-    report["few_shot"] = few
-    report["seconds_per_glyph"] = t_gen / max(1, n_gen)
-    report["work_timing"] = time_work(pipe, train_styles[0], seed, steps=steps, scheduler=scheduler, guidance=guidance)
-    report["targets"] = {"content_accuracy>=0.95": report["content_accuracy"] >= 0.95,
-                         "style_accuracy>=0.90": report["style_accuracy"] >= 0.90,
-                         "ssim_beats_baselines": all(report["ssim"] > report["baselines"][b]["ssim"]
-                                                     for b in report["baselines"]),
-                         "rmse_beats_baselines": all(report["rmse"] < report["baselines"][b]["rmse"]
-                                                     for b in report["baselines"]),
-                         "work_with_video<=5s": report["work_timing"]["work_with_mp4_seconds"] <= 5.0}
+        few[s] = {**sc.block({s: gs}, [s]), "k": 4,
+                  "baseline_content_glyph": metrics(es.content.add(1).div(2), es.real[s])}
+    return few, t_gen, n_gen
+
+
+def targets(report: dict) -> dict:
+    """Step 7: the issue's targets, met or not."""
+    return {"content_accuracy>=0.95": report["content_accuracy"] >= 0.95,
+            "style_accuracy>=0.90": report["style_accuracy"] >= 0.90,
+            "ssim_beats_baselines": all(report["ssim"] > report["baselines"][b]["ssim"] for b in report["baselines"]),
+            "rmse_beats_baselines": all(report["rmse"] < report["baselines"][b]["rmse"] for b in report["baselines"]),
+            "work_with_video<=5s": report["work_timing"]["work_with_mp4_seconds"] <= 5.0}
+
+
+def evaluate(checkpoint: str, quick: bool = False, seed: int = 0, steps: int | None = None,
+             scheduler: str | None = None, guidance: float | None = None, cache_dir=DEFAULT_CACHE_DIR) -> dict:
+    from .pipeline import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, CalligraphyPipeline
+
+    opts = QUICK if quick else FULL
+    steps, scheduler = steps or DEFAULT_STEPS, scheduler or DEFAULT_SCHEDULER
+    guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+    sample_kw = dict(steps=steps, scheduler=scheduler, guidance=guidance)
+    pipe = CalligraphyPipeline.from_pretrained(checkpoint)
+    es = select_characters(pipe, checkpoint, opts, seed, cache_dir)          # 1. characters and real glyphs
+    judge = glyph_judge(es, opts, seed)                                     # 2. the judge (3. nearest styles: below)
+    gen, t_gen, n_gen = {}, 0.0, 0                                          # 4. held-out characters × training styles
+    for s in es.train_styles:
+        t0 = time.time()
+        g = pipe.glyphs("", style=s, content=es.content, seed=seed, **sample_kw)
+        t_gen += time.time() - t0
+        n_gen += len(g)
+        gen[s] = torch.from_numpy(g)[:, None]
+    fewshot = [s for s in STYLE_NAMES if s not in es.train_styles]
+    report = {"checkpoint": str(checkpoint), "quick": quick, "steps": steps, "scheduler": scheduler,
+              "guidance": guidance, "image_size": es.size, "n_chars": len(es.chars), "chars": "".join(es.chars),
+              "train_styles": es.train_styles, "fewshot_styles": fewshot}
+    sc = Scorer(es, judge)
+    score_training_styles(report, es, sc, gen)                              # 5. scores and baselines
+    report["few_shot"], t_few, n_few = few_shot(pipe, es, sc, fewshot, seed, sample_kw)   # 6. few-shot styles
+    report["seconds_per_glyph"] = (t_gen + t_few) / max(1, n_gen + n_few)
+    report["work_timing"] = time_work(pipe, es.train_styles[0], seed, **sample_kw)
+    report["targets"] = targets(report)                                     # 7. targets
     return report
 
 
