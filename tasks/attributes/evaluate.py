@@ -188,7 +188,7 @@ def _model_info(path: str) -> dict:
     return info
 
 
-def main(argv=None) -> dict:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--quick", action="store_true", help="few prompts/images/steps, no baseline models (< 2 min)")
     p.add_argument("--out", default="reports/attributes_eval.json", help="report JSON (written atomically)")
@@ -217,19 +217,25 @@ def main(argv=None) -> dict:
     p.add_argument("--batch", type=int, default=128, help="images per sampling run")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
-    args = p.parse_args(argv)
+    return p
+
+
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[tuple[str, str]]]:
+    """Step 1: the arguments with the --quick defaults filled in, and the --compare (NAME, PATH) pairs."""
+    args = _parser().parse_args(argv)
     args.steps = args.steps or (8 if args.quick else DEFAULT_STEPS)
     args.n_per = args.n_per or (2 if args.quick else 16)
     args.n_combos = args.n_combos or (4 if args.quick else 8)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     extra = []
     for c in args.compare:
         if "=" not in c:
             raise SystemExit(f"--compare expects NAME=PATH, got {c!r}")
         extra.append(tuple(c.split("=", 1)))
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    t0 = time.time()
+    return args, extra
+
+
+def get_judge(args) -> tuple:
+    """Step 2: (judge, card) from --classifier, trained there first when missing or trained on another rendering."""
     why = None
     if not os.path.exists(os.path.join(args.classifier, "classifier.safetensors")):
         why = f"no judge at {args.classifier}"
@@ -242,46 +248,51 @@ def main(argv=None) -> dict:
         print(f"{why}; training one", file=sys.stderr)
         train_classifier(args.classifier, steps=300 if args.quick else 600, n_train=3000 if args.quick else 8000)
         judge, card = load_classifier(args.classifier)
-    pipe = AttributesPipeline.from_pretrained(args.model)
-    report = {"command": "python -m tasks.attributes.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "model": args.model, "model_info": _model_info(args.model),
-              "settings": {k: getattr(args, k) for k in ("steps", "scheduler", "guidance", "n_per", "n_combos", "seed")},
-              "classifier_card": card,
-              "classifier_accuracy": card["accuracy"], "classifier_heldout_accuracy": card["heldout_accuracy"],
-              "classifier_per_attribute_accuracy": card["per_attribute_accuracy"]}
-    report["baselines"] = {}
-    if not args.baselines_only:
-        main_res = evaluate_model(pipe, judge, args, full=True)
-        report.update(main_res)
-        better = max(("off", "neg"), key=lambda k: main_res["not_accuracy_by_negation"][k])
-        report["baselines"] = {
-            "joint_vs_composed": {"composed": main_res["all_correct"], "joint": main_res["joint_conditioning"]},
-            "negation": {**main_res["not_accuracy_by_negation"], "better": better, "pipeline_default": pipe.negation},
-        }
-        if args.guidance_sweep:
-            report["guidance_sweep"] = {}
-        for w in args.guidance_sweep:
-            r = evaluate_model(pipe, judge, argparse.Namespace(**{**vars(args), "guidance": w}), full=False, joint=False)
-            report["guidance_sweep"][str(w)] = _summary(r)
-        if args.ablate:
-            unscaled = copy.copy(pipe)
-            unscaled.attribute_scale = {}
-            dpm = argparse.Namespace(**{**vars(args), "scheduler": "dpm++"})
-            report["ablation"] = {
-                "settings": {"scheduler": args.scheduler, "attribute_scale": pipe.attribute_scale},
-                "without_attribute_scale": _summary(evaluate_model(unscaled, judge, args, full=False, joint=False)),
-                "scheduler_dpm++": _summary(evaluate_model(pipe, judge, dpm, full=False, joint=False))}
-    earlier = {}
+    return judge, card
+
+
+def evaluate_main_model(report: dict, pipe: AttributesPipeline, judge, args) -> dict:
+    """Step 3: the model under test (full metric set, guidance sweep, ablation) into `report`; returns its results."""
+    main_res = evaluate_model(pipe, judge, args, full=True)
+    report.update(main_res)
+    better = max(("off", "neg"), key=lambda k: main_res["not_accuracy_by_negation"][k])
+    report["baselines"] = {
+        "joint_vs_composed": {"composed": main_res["all_correct"], "joint": main_res["joint_conditioning"]},
+        "negation": {**main_res["not_accuracy_by_negation"], "better": better, "pipeline_default": pipe.negation},
+    }
+    if args.guidance_sweep:
+        report["guidance_sweep"] = {}
+    for w in args.guidance_sweep:
+        r = evaluate_model(pipe, judge, argparse.Namespace(**{**vars(args), "guidance": w}), full=False, joint=False)
+        report["guidance_sweep"][str(w)] = _summary(r)
+    if args.ablate:
+        unscaled = copy.copy(pipe)
+        unscaled.attribute_scale = {}
+        dpm = argparse.Namespace(**{**vars(args), "scheduler": "dpm++"})
+        report["ablation"] = {
+            "settings": {"scheduler": args.scheduler, "attribute_scale": pipe.attribute_scale},
+            "without_attribute_scale": _summary(evaluate_model(unscaled, judge, args, full=False, joint=False)),
+            "scheduler_dpm++": _summary(evaluate_model(pipe, judge, dpm, full=False, joint=False))}
+    return main_res
+
+
+def _earlier_baselines(args, report: dict, card: dict) -> dict:
+    """The baselines of --reuse-baselines' report when its sampling settings and judge are this run's."""
     if args.reuse_baselines and not os.path.isfile(args.reuse_baselines):
         print(f"--reuse-baselines: no report at {args.reuse_baselines}; evaluating every baseline", file=sys.stderr)
     elif args.reuse_baselines:
         with open(args.reuse_baselines) as f:
             old = json.load(f)
         if old.get("settings") == report["settings"] and old.get("classifier_card") == card:
-            earlier = old.get("baselines", {})
-        else:
-            print(f"--reuse-baselines: {args.reuse_baselines} used other sampling settings or another judge; "
-                  "evaluating every baseline again", file=sys.stderr)
+            return old.get("baselines", {})
+        print(f"--reuse-baselines: {args.reuse_baselines} used other sampling settings or another judge; "
+              "evaluating every baseline again", file=sys.stderr)
+    return {}
+
+
+def evaluate_baselines(report: dict, judge, card: dict, args, extra: list) -> None:
+    """Step 4: the baseline models (reused from an earlier report where everything matches) into report["baselines"]."""
+    earlier = _earlier_baselines(args, report, card)
     for key, path in [("joint_model_no_attribute_dropout", args.joint_model), ("from_scratch", args.scratch_model)] + extra:
         if args.quick or not os.path.isdir(path):
             report["baselines"][key] = {"skipped": "--quick" if args.quick else f"no run at {path}",
@@ -294,18 +305,44 @@ def main(argv=None) -> dict:
             continue
         res = evaluate_model(AttributesPipeline.from_pretrained(path), judge, args, full=False)
         report["baselines"][key] = {"model": path, "model_info": info, **res}
-    if args.baselines_only:
-        report["seconds"] = time.time() - t0
-        atomic_write_json(args.out, report, suffix=".json.tmp", newline=False)
-        print(json.dumps({k: v.get("per_attribute_accuracy_mean") for k, v in report["baselines"].items()}, indent=2))
-        return report
-    report["targets"] = {k: {"target": v} for k, v in TARGETS.items()}
+
+
+def targets(main_res: dict) -> dict:
+    """Step 5: each target with its value and whether it is met."""
+    out = {k: {"target": v} for k, v in TARGETS.items()}
     got = {"per_attribute": min(main_res["per_attribute_accuracy"].values()),
            "all_correct.seen.3": main_res["all_correct"]["seen"]["3"],
            "all_correct.heldout.3": main_res["all_correct"]["heldout"]["3"],
            "not": main_res["not_accuracy"], "region": main_res["region_accuracy"]}
     for k, v in got.items():
-        report["targets"][k].update(value=v, met=bool(v >= TARGETS[k]))
+        out[k].update(value=v, met=bool(v >= TARGETS[k]))
+    return out
+
+
+def main(argv=None) -> dict:
+    args, extra = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    t0 = time.time()
+    judge, card = get_judge(args)
+    pipe = AttributesPipeline.from_pretrained(args.model)
+    report = {"command": "python -m tasks.attributes.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "model": args.model, "model_info": _model_info(args.model),
+              "settings": {k: getattr(args, k) for k in ("steps", "scheduler", "guidance", "n_per", "n_combos", "seed")},
+              "classifier_card": card,
+              "classifier_accuracy": card["accuracy"], "classifier_heldout_accuracy": card["heldout_accuracy"],
+              "classifier_per_attribute_accuracy": card["per_attribute_accuracy"]}
+    report["baselines"] = {}
+    if not args.baselines_only:
+        main_res = evaluate_main_model(report, pipe, judge, args)
+    evaluate_baselines(report, judge, card, args, extra)
+    if args.baselines_only:
+        report["seconds"] = time.time() - t0
+        atomic_write_json(args.out, report, suffix=".json.tmp", newline=False)
+        print(json.dumps({k: v.get("per_attribute_accuracy_mean") for k, v in report["baselines"].items()}, indent=2))
+        return report
+    report["targets"] = targets(main_res)
     report["seconds"] = time.time() - t0
     atomic_write_json(args.out, report, suffix=".json.tmp", newline=False)
     print(json.dumps({k: report[k] for k in ("classifier_accuracy", "per_attribute_accuracy_mean", "all_correct",
