@@ -6,7 +6,8 @@ Data: scikit-learn's bundled digits (1797 8×8 grey images, 10 classes, no downl
 
 Judge: a small CNN trained on the real train split. Its accuracy on generated samples measures "is the sample of the
 requested class", and its penultimate layer (32-d) is the feature space of the Fréchet distance reported as
-"digits-classifier features, not Inception". Weights are cached as safetensors under the cache folder.
+"digits-classifier features, not Inception". Trained by gen.judge.train_judge and cached as a gen.judge folder
+(safetensors + card) under the cache folder.
 """
 from __future__ import annotations
 
@@ -20,12 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from gen.guidance import Term, guided_model
 from gen.io import atomic_path
+from gen.judge import load_judge, save_judge, train_judge
 from gen.metrics import frechet_distance
 from gen.models import ClassConditionalModel
 from gen.sampling import sample_ddim, sample_ddpm, sample_diffusers
@@ -101,31 +101,36 @@ class DigitsJudge(nn.Module):
         return self.head(self.features(x))                             # (B, 10) logits
 
 
+JUDGE_STEPS, JUDGE_STEPS_QUICK = 1500, 150
+
+
+def _shift_1px(x: Tensor, g: torch.Generator) -> Tensor:
+    """Light augmentation (one ±1 px shift per batch) so the judge does not reject slightly shifted samples."""
+    return torch.roll(x, shifts=tuple(torch.randint(-1, 2, (2,), generator=g).tolist()), dims=(2, 3))
+
+
 def get_judge(ctx: Context) -> tuple[DigitsJudge, float]:
-    """The judge trained on the real train split (cached); returns (judge, its accuracy on the real test split)."""
+    """The judge trained on the real train split (cached as a gen.judge folder: safetensors + a card with its test
+    accuracy); returns (judge, its accuracy on the real test split)."""
     xtr, ytr, xte, yte = load_digits_split(ctx.seed)
-    path = os.path.join(ctx.cache, f"judge_digits8_seed{ctx.seed}{'_quick' if ctx.quick else ''}.safetensors")
-    judge = DigitsJudge()
-    if os.path.exists(path):
-        judge.load_state_dict(load_file(path))
+    folder = os.path.join(ctx.cache, f"judge_digits8_seed{ctx.seed}{'_quick' if ctx.quick else ''}")
+    steps = JUDGE_STEPS_QUICK if ctx.quick else JUDGE_STEPS
+    cached = os.path.exists(os.path.join(folder, "judge.safetensors"))
+    if cached:
+        judge, _ = load_judge(DigitsJudge, folder)
     else:
         seed_everything(ctx.seed)
         judge = DigitsJudge()
-        opt = torch.optim.Adam(judge.parameters(), 2e-3)
-        g = torch.Generator().manual_seed(ctx.seed)
-        steps = 150 if ctx.quick else 1500
-        for _ in range(steps):
-            idx = torch.randint(0, len(ytr), (64,), generator=g)
-            # light augmentation (±1 px shifts) so the judge does not reject slightly shifted samples
-            xb = torch.roll(xtr[idx], shifts=tuple(torch.randint(-1, 2, (2,), generator=g).tolist()), dims=(2, 3))
-            loss = F.cross_entropy(judge(xb), ytr[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        _atomic(path, lambda tmp: save_file(judge.state_dict(), tmp))
+        train_judge(judge, (xtr, ytr), steps=steps, batch_size=64, lr=2e-3, seed=ctx.seed, optimizer="adam",
+                    augment=_shift_1px)
     judge.eval().requires_grad_(False)
     with torch.no_grad():
         acc = (judge(xte).argmax(1) == yte).float().mean().item()
+    if not cached:
+        save_judge(judge, folder, {
+            "trained_on": f"sklearn digits, stratified train split (seed {ctx.seed}, {len(ytr)} images), "
+                          "±1 px shifts", "steps": steps, "batch_size": 64, "optimizer": "Adam 2e-3",
+            "seed": ctx.seed, "heldout_accuracy": acc, "heldout": f"the real test split ({len(yte)} images)"})
     return judge, acc
 
 

@@ -143,3 +143,18 @@ def test_cli_rejects_unknown_experiment(tmp_path):
     with pytest.raises(SystemExit):
         main(["nope", "--out", str(tmp_path)])
     assert len(EXPERIMENTS) == 7
+
+
+def test_digits_judge_is_cached_as_a_gen_judge_folder(tmp_path):
+    import os
+
+    from gen.judge import read_card
+    from research.experiments.common import Context, get_judge
+
+    ctx = Context(out=str(tmp_path / "out"), quick=True, cache=str(tmp_path / "cache"))
+    judge, acc = get_judge(ctx)
+    folder = os.path.join(ctx.cache, "judge_digits8_seed0_quick")
+    card = read_card(folder)
+    assert card["heldout_accuracy"] == acc and card["judge"]["class"] == "DigitsJudge" and card["steps"] == 150
+    again, acc2 = get_judge(ctx)  # loaded from the folder
+    assert acc2 == acc and all(torch.equal(v, again.state_dict()[k]) for k, v in judge.state_dict().items())
