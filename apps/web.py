@@ -75,10 +75,11 @@ def log(*a) -> None:
 
 # ---- models -----------------------------------------------------------------------------------------------------------
 def _load(task: str):
-    """The one place that loads a task's pipeline (the shipped model in checkpoints/<folder>)."""
-    module, cls_name, folder = TASKS[task]
+    """The one place that loads a task's pipeline: the shipped model of that name (gen.pipeline's resolver), or the
+    folder given by $GENSUITE_WEB_<TASK> (e.g. GENSUITE_WEB_CALLIGRAPHY=runs/calligraphy)."""
+    module, cls_name, _ = TASKS[task]
     cls = getattr(importlib.import_module(module), cls_name)
-    return cls.from_pretrained(str(ROOT / "checkpoints" / folder))
+    return cls.from_pretrained(os.environ.get(f"GENSUITE_WEB_{task.upper()}", task), device="auto")
 
 
 _pipes: dict = {}
