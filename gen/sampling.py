@@ -466,3 +466,7 @@ def sample(model: ModelFn, shape, schedule: DiffusionSchedule, *, sampler: str =
     if spec.name == "ddim-eta":
         return sample_ddim(model, shape, schedule, steps=steps, eta=eta, **common, **kw)
     return sample_diffusers(model, shape, schedule, scheduler=spec.name, steps=steps, eta=eta, **common, **kw)
+
+
+if __name__ == "__main__":  # python -m gen.sampling: the registry table
+    print(sampler_table())
