@@ -48,6 +48,16 @@ def finite_float(text: str) -> float:
     return v
 
 
+MAX_GUIDANCE = 1000.0
+
+
+def guidance_float(text: str) -> float:
+    v = finite_float(text)
+    if abs(v) > MAX_GUIDANCE:
+        raise argparse.ArgumentTypeError(f"expected a guidance weight in [-{MAX_GUIDANCE:g}, {MAX_GUIDANCE:g}], got {v:g}")
+    return v
+
+
 def add_common_args(p: argparse.ArgumentParser, task: str, sampling: Mapping, threads: int = 0) -> None:
     """The flags every generation CLI has; `sampling` holds the task's defaults (shown in --help; the model's own
     pipeline.json settings apply when a flag is not given)."""
@@ -60,7 +70,7 @@ def add_common_args(p: argparse.ArgumentParser, task: str, sampling: Mapping, th
     g.add_argument("--scheduler", default=None,
                    help=f"sampler name from gen.sampling's registry (default: the model's, "
                         f"{sampling.get('scheduler')!r} for the shipped one; `python -m gen.sampling` lists them)")
-    g.add_argument("--guidance", type=finite_float, default=None,
+    g.add_argument("--guidance", type=guidance_float, default=None,
                    help=f"classifier-free guidance weight (default: the model's, {sampling.get('guidance')} for the "
                         "shipped one)")
     g.add_argument("--device", default="auto", help="auto (cuda when present, else cpu), cpu, cuda or cuda:N")

@@ -46,3 +46,28 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, *, suffix: str = ".tmp"
     Pass indent=None for json.dump's compact default."""
     json_kwargs.setdefault("indent", 2)
     atomic_write_text(path, json.dumps(obj, **json_kwargs) + ("\n" if newline else ""), suffix)
+
+
+MAX_IMAGE_PIXELS = 4096 * 4096  # input images larger than this are refused before decoding
+
+
+def open_image(path: str | os.PathLike, what: str = "image", max_pixels: int = MAX_IMAGE_PIXELS,
+               accepted: str = "a readable image file (.png, .jpg, .jpeg, .webp, .bmp)"):
+    """Open a user-given image safely: its size is read from the header and checked *before* any decoding (no
+    decompression bombs), and every failure (missing, not an image, truncated, too large) is a ValueError that says
+    what is wrong and what is accepted. Returns a loaded PIL image (the file is closed)."""
+    from PIL import Image, UnidentifiedImageError
+
+    name = os.fspath(path)
+    try:
+        with Image.open(name) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ValueError(f"{what} {name!r} is {w}×{h} pixels, over the limit of {max_pixels} pixels "
+                                 f"(e.g. 4096×4096); scale it down first")
+            im.load()
+            return im.copy()
+    except ValueError:
+        raise
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError) as e:
+        raise ValueError(f"cannot read {what} {name!r}: {e}; accepted: {accepted}") from None

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from gen.guidance import Prompt, Term, as_prompt, guided_model, keep_key
-from gen.io import atomic_path
+from gen.io import atomic_path, open_image
 from gen.pipeline import GenPipeline, ProgressFn, per_sample_generators, step_callback
 from gen.sampling import sample
 from tasks.attributes.faces import REGIONS, region_mask
@@ -77,8 +77,11 @@ def load_mask(region, size: int) -> Tensor:
                              "image file")
         from PIL import Image
 
-        with Image.open(region) as im:
-            m = np.asarray(im.convert("L").resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
+        im = open_image(region, "region mask", accepted="a grayscale mask image (white = inside the region)")
+        m = np.asarray(im.convert("L").resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
+        if m.max() < 0.5:
+            raise ValueError(f"region mask {region!r} has no white pixel: the region would be empty; accepted: a "
+                             "grayscale mask image, white = inside the region")
         return torch.from_numpy(m)[None]
     if isinstance(region, str) or (isinstance(region, (tuple, list)) and len(region) == 4
                                    and all(isinstance(v, (int, float)) for v in region)):

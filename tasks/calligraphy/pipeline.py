@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from gen.guidance import Prompt, Term, guided_model
-from gen.io import atomic_path
+from gen.io import atomic_path, open_image
 from gen.pipeline import GenPipeline, ProgressFn, step_callback
 from gen.sampling import sample
 
@@ -43,6 +43,13 @@ DEFAULT_GUIDANCE = 2.0  # g_s (and g_c unless given)
 DEFAULT_CELL = 96       # pixels per character in the composed work (glyphs are upsampled bicubically)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 _TERM = re.compile(r"^\s*(?:([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*\*\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
+def is_han(c: str) -> bool:
+    """A CJK ideograph (unified, extensions or compatibility): what the calligraphy model writes."""
+    import unicodedata
+
+    return unicodedata.name(c, "").startswith(("CJK UNIFIED IDEOGRAPH", "CJK COMPATIBILITY IDEOGRAPH"))
 
 
 def to_model_size(glyphs_u8: np.ndarray, size: int) -> torch.Tensor:
@@ -76,14 +83,9 @@ def parse_style(spec: str, known: list[str]) -> list[tuple[float, str]]:
 def load_reference(path, size: int) -> torch.Tensor:
     """One reference glyph image (any size; dark ink on light paper or the reverse) → (1, size, size) in [-1, 1],
     cropped to its ink and normalised exactly like the training glyphs."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            a = np.asarray(im.convert("L"), np.float32) / 255.0
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise ValueError(f"cannot read reference image {str(path)!r}: {e}; accepted: a readable image file "
-                         f"({', '.join(IMAGE_EXTENSIONS)}) showing one glyph") from e
+    im = open_image(path, "reference image", accepted=f"a readable image file ({', '.join(IMAGE_EXTENSIONS)}) "
+                                                      "showing one glyph")
+    a = np.asarray(im.convert("L"), np.float32) / 255.0
     border = lambda im: np.concatenate([im[0], im[-1], im[:, 0], im[:, -1]])
     if np.median(border(a)) > 0.5:  # light paper: make ink = 1
         a = 1.0 - a
@@ -151,6 +153,11 @@ class CalligraphyPipeline(GenPipeline):
             raise ValueError("empty text: give at least one character to write")
         if len(chars) > MAX_CHARS:
             raise ValueError(f"text has {len(chars)} characters; the limit is {MAX_CHARS} per work")
+        other = sorted({c for c in chars if not is_han(c)}, key=chars.index)
+        if other:
+            raise ValueError(f"text has characters that are not Chinese characters (Han): {' '.join(other)} "
+                             f"({', '.join(f'U+{ord(c):04X}' for c in other)}); accepted: CJK ideographs such as 永和九年 "
+                             "(whitespace is ignored)")
         missing = sorted({c for c in chars if glyph_status(c, CONTENT_STYLE) != OK}, key=chars.index)
         if missing:
             raise ValueError(f"characters not covered by the content font ({CONTENT_STYLE.name}) nor any style: "
@@ -254,6 +261,8 @@ class CalligraphyPipeline(GenPipeline):
         from .video import VIDEO_EXTENSIONS, write_video
 
         out = Path(out)
+        if out.is_dir() or not out.parent.resolve().is_dir():
+            raise ValueError(f"output {str(out)!r}: expected a file path in an existing folder")
         if out.suffix.lower() not in IMAGE_EXTENSIONS:
             raise ValueError(f"unsupported image extension {out.suffix!r} for {out.name}; accepted: "
                              f"{', '.join(IMAGE_EXTENSIONS)}")

@@ -50,7 +50,10 @@ class MiniLMEncoder:
 
         path = path or minilm_path()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        if not any(Path(path).glob("*.safetensors")):
+            raise ValueError(f"text encoder folder {path!r} has no .safetensors weights; only safetensors are loaded "
+                             "(never pickled .bin files)")
+        self.model = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True).eval()
 
     @torch.no_grad()
     def encode(self, texts: list[str]) -> Tensor:
@@ -68,6 +71,9 @@ class OpenCLIPEncoder:
         if not weights or not os.path.isfile(weights):
             raise ValueError(f"open_clip text encoder {arch!r} needs a local weights file (text_encoder.weights), "
                              f"got {weights!r}; nothing is downloaded")
+        if not weights.endswith(".safetensors"):
+            raise ValueError(f"open_clip text encoder weights must be a .safetensors file (pickled checkpoints are "
+                             f"never loaded), got {weights!r}")
         import open_clip
 
         model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=weights)
