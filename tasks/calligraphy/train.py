@@ -115,9 +115,10 @@ class PairDataset(torch.utils.data.Dataset):
 
 
 def make_batch_to(ds: PairDataset, style_text_emb: torch.Tensor, data: dict, seed: int):
-    """collated batch → (x_0 (B,1,H,W), cond). Draws each sample's style source and its references / description with a
-    generator seeded from train.seed (the draws are reproducible for a fresh run; a resumed run redraws them)."""
-    g = torch.Generator().manual_seed(seed * 31 + 7)
+    """collated batch → (x_0 (B,1,H,W), cond). Draws each sample's style source and its references / description from
+    torch's global RNG, which gen.train seeds per process from train.seed and restores on --resume (so the draws differ
+    between processes and a resumed run continues them exactly). `seed` is kept for callers; the loop does the seeding."""
+    g = None  # the global generator (see above)
     k, p_refs, p_text = data["refs_k"], data["p_refs"], data["p_text"]
     n_prompts = style_text_emb.shape[1]
 
