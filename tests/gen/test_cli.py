@@ -120,3 +120,28 @@ def test_fuzz_attribute_cli_exit_0_with_a_png_or_exit_2_with_one_error_and_no_fi
             assert files == []
     finally:
         os.chdir(cwd)
+
+
+TEXTS = st.lists(st.sampled_from(["永", "和", " ", "a", "1", "。", "九", "\u3000", "é"]), max_size=4).map("".join)
+CELLS = st.sampled_from(["-1", "0", "8", "24", "5000", "x"])
+STYLES = st.sampled_from(["gyosho", "0.7*gyosho+0.3*ukai", "bogus", "0*ukai", "-1*ukai", "gyosho+", ""])
+CAL_OUTS = st.sampled_from(["w.png", "w.jpg", "w.txt", ".", "missing/w.png"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=TEXTS, cell=CELLS, style=STYLES, steps=STEPS, out=CAL_OUTS)
+def test_fuzz_calligraphy_cli(text, cell, style, steps, out, tmp_path_factory, capsys):
+    d = tmp_path_factory.mktemp("fuzzc")
+    cwd = os.getcwd()
+    os.chdir(d)
+    try:
+        argv = ["--text", text, "--cell", cell, "--style", style, "--steps", steps, "--out", out, "--threads", "1"]
+        rc, err = _run(cal_cli, argv, capsys)
+        files = os.listdir(d)
+        if rc == 0:
+            assert files == [out] and Image.open(d / out).size[0] > 0
+        else:
+            _clean_error(rc, err, "calligraphy-generate")
+            assert files == []
+    finally:
+        os.chdir(cwd)

@@ -80,7 +80,7 @@ def test_generate_png_and_gif_last_frame_is_the_work(run_dir, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--text", "永\ue000和\U0010fffd"], "not covered by the content font"),
+    (["--text", "永\ue000和\U0010fffd"], "not Chinese characters (Han)"),
     (["--text", "  "], "empty text"),
     (["--text", "永和", "--style", "kaishu"], "known styles: ukai, gyosho, wenkai"),
     (["--text", "永" * (MAX_CHARS + 1)], f"limit is {MAX_CHARS}"),
