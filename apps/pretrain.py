@@ -123,13 +123,13 @@ def build_task(cfg: dict) -> TrainTask:
     init = cfg["model"]["init_from"]
     if data["class_conditional"]:
         if init:
-            model = ClassConditionalModel.from_backbone(ConditionalUNet.from_pretrained(init), data["num_classes"])
+            model = ClassConditionalModel.from_backbone(ConditionalUNet.from_pretrained(init, use_safetensors=True), data["num_classes"])
         else:
             model = ClassConditionalModel(data["num_classes"], unet_config=mcfg)
         return TrainTask(model, build_dataset(data, mcfg),
                          batch_to=lambda b: (b["x"], {"label": b["label"]}),
                          dropout={"label": data["label_dropout"]}, sample_grid=sample_grid_fn(cfg, True), config=cfg)
-    model = ConditionalUNet.from_pretrained(init) if init else ConditionalUNet(**mcfg)
+    model = ConditionalUNet.from_pretrained(init, use_safetensors=True) if init else ConditionalUNet(**mcfg)
     return TrainTask(model, build_dataset(data, mcfg), batch_to=lambda b: (b["x"], {}),
                      forward=lambda m, x, t, c: m(x, t), sample_grid=sample_grid_fn(cfg, False), config=cfg)
 

@@ -237,7 +237,7 @@ def shared_model(ctx: Context) -> tuple[ClassConditionalModel, DiffusionSchedule
     info = dict(cfg, prediction_type="v_prediction", cache=folder)
     weights = os.path.join(folder, "diffusion_pytorch_model.safetensors")
     if os.path.exists(weights):
-        model = ClassConditionalModel.from_pretrained(folder)
+        model = ClassConditionalModel.from_pretrained(folder, use_safetensors=True)
         info["trained_now"] = False
     else:
         xtr, ytr, _, _ = load_digits_split(ctx.seed)

@@ -55,7 +55,7 @@ def build_model(mcfg: dict) -> AttributeModel:
             raise ValueError(f"model.init_from={init!r} is not a backbone folder (a ConditionalUNet save_pretrained "
                              "folder with config.json, e.g. runs/backbone_2d/checkpoints/step_0004000/ema); "
                              "use model.init_from= to train from scratch")
-        return AttributeModel.from_backbone(ConditionalUNet.from_pretrained(init), ATTRIBUTES, mcfg["token_dim"])
+        return AttributeModel.from_backbone(ConditionalUNet.from_pretrained(init, use_safetensors=True), ATTRIBUTES, mcfg["token_dim"])
     ucfg = {k: v for k, v in mcfg.items() if k not in ("init_from", "token_dim")}
     ucfg.update(dims=2, in_channels=3)
     return AttributeModel(ATTRIBUTES, mcfg["token_dim"], unet_config=ucfg)

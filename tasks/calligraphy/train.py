@@ -171,7 +171,7 @@ def build_task(cfg: dict) -> TrainTask:
         if not os.path.isdir(mcfg["init_from"]):
             raise ValueError(f"model.init_from {mcfg['init_from']!r} is not a folder; give a backbone saved with "
                              f"save_pretrained (e.g. runs/backbone_2d/checkpoints/step_0004000/ema) or '' for scratch")
-        model = CalligraphyModel.from_backbone(ConditionalUNet.from_pretrained(mcfg["init_from"]), **common)
+        model = CalligraphyModel.from_backbone(ConditionalUNet.from_pretrained(mcfg["init_from"], use_safetensors=True), **common)
     else:
         ucfg = {k: mcfg[k] for k in ("base_channels", "channel_mult", "layers_per_block", "attention_levels",
                                      "head_dim", "patch_size", "dropout")}

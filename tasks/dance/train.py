@@ -61,7 +61,7 @@ def build_task(cfg: dict) -> TrainTask:
     dataset = DanceWindows("train", data["num_songs"], data["seconds"], data["stride"], data["cache_dir"])
     extra = dict(schedule=dcfg["schedule"], T=dcfg["T"], prediction_type=dcfg["prediction_type"])
     if init:
-        model = DanceModel.from_backbone(ConditionalUNet.from_pretrained(init), num_genres=num_genres, **extra)
+        model = DanceModel.from_backbone(ConditionalUNet.from_pretrained(init, use_safetensors=True), num_genres=num_genres, **extra)
     else:
         mcfg["channel_mult"], mcfg["attention_levels"] = tuple(mcfg["channel_mult"]), tuple(mcfg["attention_levels"])
         model = DanceModel(unet_config=mcfg, num_genres=num_genres, **extra)

@@ -145,3 +145,38 @@ def test_fuzz_calligraphy_cli(text, cell, style, steps, out, tmp_path_factory, c
             assert files == []
     finally:
         os.chdir(cwd)
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    from tasks.dance.synth import make_song, write_wav
+
+    p = tmp_path_factory.mktemp("song") / "song.wav"
+    s = make_song(3, seconds=3.0)
+    write_wav(str(p), s["audio"], s["sr"])
+    return p
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seconds=st.sampled_from(["-1", "0", "0.5", "2", "100", "x", "nan"]),
+       steps=st.sampled_from(["0", "1", "2", "5000", "x"]), guidance=FLOATS,
+       scheduler=st.sampled_from(["ddim-eta", "dpm++", "ancestral", "bogus"]),
+       bvh=st.sampled_from(["d.bvh", "d.txt", ".", "missing/d.bvh"]))
+def test_fuzz_dance_cli(seconds, steps, guidance, scheduler, bvh, song, tmp_path_factory, capsys):
+    from tasks.dance import generate as dance_cli
+
+    d = tmp_path_factory.mktemp("fuzzd")
+    cwd = os.getcwd()
+    os.chdir(d)
+    try:
+        argv = ["--music", str(song), "--seconds", seconds, "--steps", steps, "--guidance", guidance,
+                "--scheduler", scheduler, "--bvh", bvh, "--threads", "1"]
+        rc, err = _run(dance_cli, argv, capsys)
+        files = os.listdir(d)
+        if rc == 0:
+            assert files == [bvh] and (d / bvh).read_text().startswith("HIERARCHY")
+        else:
+            _clean_error(rc, err, "dance-generate")
+            assert files == []
+    finally:
+        os.chdir(cwd)
