@@ -114,12 +114,22 @@ def read_json(path: Path, what: str) -> dict:
 def resolve_pretrained(name_or_path: str | os.PathLike) -> Resolved:
     """Find the model folder and the settings of any accepted form (see the module docstring)."""
     src = os.fspath(name_or_path)
-    p = Path(src).expanduser()
-    if not p.exists() and src in SHIPPED:
+    if src in SHIPPED:  # a bare shipped name; a folder of that name in the current folder wins only if it loads
+        local = Path(src)
+        if local.is_dir():
+            try:
+                return _resolve_path(src, local)
+            except PipelineError:
+                pass
         p = shipped_path(src)
         if not (p / PIPELINE_FILE).is_file():
             raise PipelineError(f"shipped model {src!r} is missing at {str(p)!r} (set GENSUITE_CHECKPOINTS to the "
                                 "folder holding the shipped models, or pass a folder)")
+        return _resolve_path(src, p)
+    return _resolve_path(src, Path(src).expanduser())
+
+
+def _resolve_path(src: str, p: Path) -> Resolved:
     if not p.is_dir():
         raise PipelineError(f"{src!r} is neither a folder nor a shipped model name; accepted: {_accepted()}")
     if (p / PIPELINE_FILE).is_file() and (p / MODEL_DIR / "config.json").is_file():

@@ -216,3 +216,10 @@ def test_readme_cli_lines_work_from_another_folder_without_a_model_flag(tmp_path
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "error" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_shipped_name_works_from_a_folder_holding_a_folder_of_that_name(tmp_path, monkeypatch):
+    """Run from tasks/ (which has an attributes/ package folder): the name still means the shipped model."""
+    (tmp_path / "shapes").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert resolve_pretrained("shapes").model_dir == shipped_path("shapes") / "model"
