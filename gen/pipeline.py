@@ -24,12 +24,10 @@ the model class the pipeline declares (a config naming another class is refused)
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
 import platform
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -45,7 +43,6 @@ MODEL_DIR = "model"
 CARD_FILE = "README.md"
 # shipped model name → folder under checkpoints/
 SHIPPED = {"attributes": "attributes", "calligraphy": "calligraphy", "dance": "dance", "shapes": "shapes"}
-_STEP_RE = re.compile(r"^step_(\d{7})$")
 
 
 class PipelineError(ValueError):
@@ -63,13 +60,6 @@ def shipped_path(name: str) -> Path:
     if name not in SHIPPED:
         raise PipelineError(f"unknown shipped model {name!r}; shipped models: {', '.join(SHIPPED)}")
     return checkpoints_root() / SHIPPED[name]
-
-
-def _checkpoints(run: Path) -> list[Path]:
-    d = run / "checkpoints"
-    if not d.is_dir():
-        return []
-    return sorted((p for p in d.iterdir() if _STEP_RE.match(p.name) and p.is_dir()), key=lambda p: p.name, reverse=True)
 
 
 def _weights_dir(ckpt: Path) -> Path | None:
@@ -136,7 +126,9 @@ def _resolve_path(src: str, p: Path) -> Resolved:
         return Resolved(src, "exported", p / MODEL_DIR, meta=read_json(p / PIPELINE_FILE, "pipeline file"))
     overrides = read_json(p / PIPELINE_FILE, "pipeline file") if (p / PIPELINE_FILE).is_file() else {}
     if (p / "checkpoints").is_dir():
-        ckpts = _checkpoints(p)
+        from .train import checkpoint_dirs
+
+        ckpts = [Path(c) for c in checkpoint_dirs(str(p))]
         if not ckpts:
             raise PipelineError(f"run folder {src!r} has no checkpoints yet (checkpoints/step_NNNNNNN)")
         for ck in ckpts:  # the newest checkpoint whose weights and config are complete
@@ -373,11 +365,6 @@ class GenPipeline:
     def to(self, device: str | torch.device) -> "GenPipeline":
         self.model.to(resolve_device(device) if isinstance(device, str) else device)
         return self
-
-    @contextlib.contextmanager
-    def _no_grad(self):
-        with torch.no_grad():
-            yield
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(task={self.task!r}, source={getattr(self, 'source', None)!r})"

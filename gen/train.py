@@ -359,13 +359,17 @@ class ResumeError(RuntimeError):
     """--resume found checkpoints but none of them loads."""
 
 
+def checkpoint_dirs(output_dir: str) -> list[str]:
+    """A run's step_NNNNNNN folders, newest first (the 7-digit names sort by step)."""
+    d = os.path.join(output_dir, "checkpoints")
+    names = sorted((n for n in os.listdir(d) if CKPT_RE.match(n)), reverse=True) if os.path.isdir(d) else []
+    return [os.path.join(d, n) for n in names]
+
+
 def latest_checkpoint(output_dir: str) -> str | None:
     """The newest step_N folder by step number (whether it loads or not; `find_resumable` checks)."""
-    d = os.path.join(output_dir, "checkpoints")
-    if not os.path.isdir(d):
-        return None
-    steps = sorted(int(m.group(1)) for n in os.listdir(d) if (m := CKPT_RE.match(n)))
-    return os.path.join(d, f"step_{steps[-1]:07d}") if steps else None
+    dirs = checkpoint_dirs(output_dir)
+    return dirs[0] if dirs else None
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict]:
@@ -543,14 +547,12 @@ def read_checkpoint(path: str, need_ema: bool = True) -> dict:
 
 def find_resumable(output_dir: str, need_ema: bool = True) -> tuple[dict | None, list[tuple[str, str]]]:
     """The newest step folder that loads completely (`read_checkpoint`), and the newer ones skipped with the reason."""
-    d = os.path.join(output_dir, "checkpoints")
-    names = sorted((n for n in os.listdir(d) if CKPT_RE.match(n)), reverse=True) if os.path.isdir(d) else []
     skipped = []
-    for n in names:
+    for path in checkpoint_dirs(output_dir):
         try:
-            return read_checkpoint(os.path.join(d, n), need_ema), skipped
+            return read_checkpoint(path, need_ema), skipped
         except CheckpointError as e:
-            skipped.append((os.path.join(d, n), str(e)))
+            skipped.append((path, str(e)))
     return None, skipped
 
 
