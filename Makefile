@@ -7,7 +7,7 @@ STAMP   := .venv/.setup-stamp
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock Makefile $(wildcard data/*/setup.sh) apps/setup.sh
+$(STAMP): pyproject.toml requirements.lock Makefile $(wildcard data/*/setup.sh) data/debian_packages.sh apps/setup.sh
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -q -c requirements.lock -e '.[test]'  # exact versions from the lock

@@ -16,24 +16,8 @@ if [ "${GENSUITE_SKIP_BROWSER:-}" = 1 ]; then
   exit 0
 fi
 
-missing=()
-for p in "${PKGS[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-if ((${#missing[@]})); then
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-      log "not root and no sudo: cannot install ${missing[*]}"; exit 1; fi
-  fi
-  log "installing ${missing[*]} (Debian)"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-else
-  log "${PKGS[*]} present"
-fi
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/data/debian_packages.sh"
+ensure_debian_packages "${PKGS[@]}"
 if [ ! -x /usr/bin/chromium ]; then
   log "/usr/bin/chromium is missing after the install"; exit 1
 fi

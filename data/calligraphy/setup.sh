@@ -26,25 +26,9 @@ FONT_PKGS=(
 log() { echo "[calligraphy-setup] $*"; }
 
 # --- fonts ------------------------------------------------------------------
-missing=()
-for p in "${FONT_PKGS[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-if ((${#missing[@]})); then
-  SUDO=""
-  if [ "$(id -u)" != 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-      log "not root and no sudo: cannot install ${missing[*]}"; exit 1; fi
-  fi
-  log "installing fonts: ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  if command -v fc-cache >/dev/null 2>&1; then fc-cache -f >/dev/null 2>&1 || true; fi
-else
-  log "fonts present"
-fi
+source "${ROOT}/data/debian_packages.sh"
+ensure_debian_packages "${FONT_PKGS[@]}"
+if [ -n "$DEBIAN_INSTALLED" ] && command -v fc-cache >/dev/null 2>&1; then fc-cache -f >/dev/null 2>&1 || true; fi
 
 # --- hanzi-writer-data (npm, pinned) -----------------------------------------
 stamp="${HWD_DIR}/.version"
