@@ -146,11 +146,11 @@ def load_clip(name_or_path: str = "attributes_clip", dtype: torch.dtype = torch.
                                                                                                    Tokenizer]:
     """A shipped name (checkpoints/<name>), an exported folder (with model/) or a model folder → (model, tokenizer),
     safetensors only, in eval mode."""
-    from gen.pipeline import shipped_path
+    from gen.pipeline import checkpoints_root
 
     path = name_or_path
-    if not os.path.exists(path) and os.sep not in name_or_path:
-        path = str(shipped_path(name_or_path))
+    if not os.path.exists(path) and os.sep not in name_or_path:  # a shipped name: a folder of checkpoints/
+        path = str(checkpoints_root() / name_or_path)
     if os.path.isdir(os.path.join(path, "model")):
         path = os.path.join(path, "model")
     if not os.path.isfile(os.path.join(path, "config.json")):

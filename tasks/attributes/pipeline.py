@@ -117,6 +117,9 @@ class AttributesPipeline(GenPipeline):
         self.attributes = model.attributes
         self.task_config.setdefault("size", 32)
         self.attribute_scale = self.task_config.get("attribute_scale")  # validated by the setter
+        self.understood: list[str] = []  # what the last text / image prompt was read as (tasks.attributes.terms)
+        self.notes: list[str] = []  # e.g. "image 'a.png' is 64×64; resized to 32×32"
+        self._clip = None
 
     @property
     def size(self) -> int:
@@ -148,9 +151,19 @@ class AttributesPipeline(GenPipeline):
         return t if region is None else t.within(load_mask(region, self.size))
 
     def parse(self, text: str) -> Prompt:
-        """A prompt string → Prompt (PromptError with the position and the valid attributes on bad input)."""
+        """A prompt string → Prompt (PromptError with the position and the valid attributes on bad input). Parts in
+        plain words ("a smiling man & ~hat") are read by the CLIP (tasks.attributes.terms); a prompt in the attribute
+        grammar alone never loads it."""
+        try:
+            parsed = parse_prompt(text, self.attributes, REGIONS)
+        except PromptError:
+            from tasks.attributes.prompt import parse_mixed
+            from tasks.attributes.terms import T
+
+            parse_mixed(text, self.attributes, REGIONS)  # the grammar's own error when no part is plain words
+            return self._resolve(T(text))
         terms = []
-        for p in parse_prompt(text, self.attributes, REGIONS):
+        for p in parsed:
             t = self.attribute(p.attribute) * p.weight
             t = ~t if p.negated else t
             if p.region is not None:
@@ -166,7 +179,15 @@ class AttributesPipeline(GenPipeline):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         guidance = self.sampling["guidance"] if guidance is None else float(guidance)
-        p = self.parse(prompt) if isinstance(prompt, str) else (Prompt() if prompt is None else as_prompt(prompt))
+        from tasks.attributes.terms import is_rich
+
+        self.understood, self.notes = [], []
+        if isinstance(prompt, str):
+            p = self.parse(prompt)
+        elif is_rich(prompt):
+            p = self._resolve(prompt)
+        else:
+            p = Prompt() if prompt is None else as_prompt(prompt)
         terms = list(p.terms)
         for name, region in (regions or {}).items():
             if name not in self.attributes:
@@ -189,6 +210,69 @@ class AttributesPipeline(GenPipeline):
             plain = [t for t in out if t.mask is None]
             out = _merge_unmasked(out, guidance * max((self.scale_of(t) for t in plain), default=1.0))
         return Prompt(tuple(out))
+
+    # -- text and image prompts (tasks.attributes.terms) and the CLIP that reads them ------------------------------------
+    def clip(self):
+        """(CLIP model, tokenizer) that reads text and image prompts: `task_config.clip` (a shipped name or folder),
+        default the shipped "attributes_clip"; loaded on first use (set_clip replaces it)."""
+        if getattr(self, "_clip", None) is None:
+            from tasks.attributes.clip import load_clip
+
+            self._clip = load_clip(self.task_config.get("clip", "attributes_clip"))
+        return self._clip
+
+    def set_clip(self, model, tokenizer=None) -> None:
+        from tasks.attributes.clip import tokenizer_for
+
+        self._clip = (model.eval(), tokenizer or tokenizer_for(model))
+
+    def _resolve(self, prompt) -> Prompt:
+        from tasks.attributes.terms import resolve
+
+        terms, self.understood, self.notes = resolve(self, prompt)
+        return Prompt(tuple(terms))
+
+    def understand(self, prompt) -> list[str]:
+        """What a prompt is read as, one line per plain-words part or image ("'a smiling man' → smile (0.98)")."""
+        self.build(prompt)
+        return list(self.understood)
+
+    def edit(self, image, prompt, region=None, strength: float = 0.8, num: int = 1, seed: int = 0,
+             steps: int | None = None, guidance: float | None = None, jumps: int = 0,
+             progress: ProgressFn | None = None) -> Tensor:
+        """"This face, with sunglasses": regenerate `region` of `image` (a path, a (3, H, W) tensor in [-1, 1] or an
+        (H, W, 3) uint8 array; resized to the model's size when it is not, said in `self.notes`) under `prompt`,
+        keeping every pixel outside it (gen.inpaint.sample_known: SDEdit start at `strength`, RePaint replacement).
+        region: a name, box, mask path or array as for terms; None = the union of the regions of the attributes the
+        prompt names (faces.ATTRIBUTE_REGION). Returns (num, 3, H, W) in [-1, 1]."""
+        from gen.inpaint import sample_known
+        from tasks.attributes.faces import ATTRIBUTE_REGION
+        from tasks.attributes.terms import load_image
+
+        if num < 1:
+            raise ValueError(f"num must be ≥ 1, got {num}")
+        if not (isinstance(strength, (int, float)) and 0.0 < float(strength) <= 1.0):
+            raise ValueError(f"strength must be in (0, 1], got {strength!r}")
+        x0, note = load_image(image, self.size, "edit image")
+        built = self.build(prompt, None, guidance)
+        if not len(built):
+            raise ValueError("an edit needs a prompt that names something, e.g. 'sunglasses'")
+        self.notes = ([note] if note else []) + list(self.notes)
+        if region is None:
+            names = sorted({self.attributes[i] for t in built.terms for i in specified(t)})
+            mask = torch.zeros(1, self.size, self.size)
+            for a in names:
+                mask = torch.maximum(mask, load_mask(ATTRIBUTE_REGION[a], self.size))
+        else:
+            mask = load_mask(region, self.size)
+        known = (1.0 - mask)[None]  # (1, 1, H, W): 1 = keep the input
+        steps = int(steps or self.sampling["steps"])
+        f = guided_model(self.model, built, self.model.null_cond())
+        cb = None if progress is None else (lambda i, n, x: progress(i + 1, n))
+        x = sample_known(f, x0[None].expand(num, -1, -1, -1), known, self.schedule, strength=float(strength),
+                         steps=steps, generator=per_sample_generators(seed, num), prediction_type=self.prediction_type,
+                         jumps=jumps, device=self.device, callback=cb)
+        return x.clamp(-1, 1).cpu()
 
     def scale_of(self, term: Term) -> float:
         """The per-attribute guidance scale of a term: the largest scale of the attributes it specifies (1 if none)."""

@@ -251,3 +251,96 @@ def parse_region_override(text: str, attributes: Sequence[str] = ATTRIBUTES) -> 
     if problem:
         raise PromptError(problem, text, len(name_part) + 1)
     return name, tuple(values)  # type: ignore[return-value]
+
+
+# ---- free text inside a composite prompt -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FreeText:
+    """A chunk of a prompt in plain words ("a smiling man with round glasses"), read by the CLIP later: its own
+    weight / "~" / "@region" are written around it as for an attribute ("2*~wearing a hat@top")."""
+
+    text: str
+    weight: float = 1.0
+    negated: bool = False
+    region: str | Box | None = None
+    span: tuple[int, int] = field(default=(0, 0), compare=False)
+
+
+_PREFIX_RE = re.compile(r"\s*(?:(" + _FLOAT + r")\s*\*)?\s*(~)?", re.ASCII)
+_SUFFIX_RE = re.compile(r"@\s*([A-Za-z_][A-Za-z0-9_]*|\([^()]*\))\s*$")
+_WORDY_RE = re.compile(r"[A-Za-z][^\s&]*\s+[^\s&]*[A-Za-z]|[A-Za-z][,.;:!?'\"-]|[,.;:!?'\"-][A-Za-z]")
+
+
+def _chunks(text: str) -> list[tuple[int, int]]:
+    """[start, end) of the parts of `text` between top-level '&' (an '&' inside a box's parentheses does not split)."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "&" and depth <= 0:
+            out.append((start, i))
+            start = i + 1
+    out.append((start, len(text)))
+    return out
+
+
+def looks_like_free_text(chunk: str, attributes: Sequence[str] = ATTRIBUTES) -> bool:
+    """True for words rather than one attribute name: two words with a space between, or punctuation inside a word
+    (after taking off a weight, "~" and an "@region"), unless every word is an attribute name ("glasses beard" is a
+    grammar slip: a missing '&')."""
+    body = chunk[_PREFIX_RE.match(chunk).end():]
+    m = _SUFFIX_RE.search(body)
+    body = body[:m.start()] if m else body
+    words = re.findall(r"[A-Za-z_]+", body)
+    if words and all(w in attributes for w in words):
+        return False
+    return bool(_WORDY_RE.search(body.strip()))
+
+
+def parse_mixed(text: str, attributes: Sequence[str] = ATTRIBUTES, regions: Mapping[str, Box] = REGIONS
+                ) -> list["ParsedTerm | FreeText"]:
+    """Like parse_prompt, but a part between '&' that is plain words becomes a FreeText (for the CLIP):
+    "a smiling man & ~hat & wearing sunglasses@eyes" → [FreeText("a smiling man"), ~hat, FreeText(..., region="eyes")].
+    A prompt in the attribute grammar alone parses exactly as parse_prompt does (same terms, same errors); a part that
+    is neither (e.g. one misspelt name) raises parse_prompt's error for that part, at its position in `text`."""
+    try:
+        return parse_prompt(text, attributes, regions)
+    except PromptError as first:
+        parts = _chunks(text)
+        if not any(looks_like_free_text(text[a:b], attributes) for a, b in parts):
+            raise first
+    out: list[ParsedTerm | FreeText] = []
+    for a, b in parts:
+        chunk = text[a:b]
+        if not chunk.strip():
+            raise PromptError("empty part between '&'", text, a)
+        if not looks_like_free_text(chunk, attributes):
+            try:
+                (term,) = parse_prompt(chunk, attributes, regions)
+            except PromptError as e:
+                raise PromptError(e.message, text, a + e.position) from None
+            out.append(replace_span(term, (a + term.span[0], a + term.span[1])))
+            continue
+        m = _PREFIX_RE.match(chunk)
+        weight = float(m.group(1)) if m.group(1) else 1.0
+        if not math.isfinite(weight):
+            raise PromptError(f"weight must be a finite number, got {m.group(1)!r}", text, a)
+        negated = bool(m.group(2))
+        body_start = m.end()
+        body = chunk[body_start:]
+        region: str | Box | None = None
+        sm = _SUFFIX_RE.search(body)
+        if sm:
+            p = _Parser(body[sm.start() + 1:], attributes, regions)
+            try:
+                region = p.region()
+            except PromptError as e:
+                raise PromptError(e.message, text, a + body_start + sm.start() + 1 + e.position) from None
+            body = body[:sm.start()]
+        words = body.strip()
+        out.append(FreeText(words, weight, negated, region, (a, b)))
+    return out
+
+
+def replace_span(term: ParsedTerm, span: tuple[int, int]) -> ParsedTerm:
+    return ParsedTerm(term.attribute, term.weight, term.negated, term.region, span)
