@@ -60,6 +60,7 @@ TRAIN_DEFAULTS = dict(
     seed=0,                     # data order, noise, timesteps, dropout (each process its own streams from seed + rank)
     num_workers=0,              # DataLoader workers
     threads=0,                  # torch.set_num_threads (0 = torch's default)
+    compile=False,              # torch.compile the model (inductor; first step compiles; eager if it cannot)
 )
 DIFFUSION_DEFAULTS = dict(
     schedule="linear",          # linear (1000/T-rescaled) | cosine | sigmoid
@@ -196,6 +197,8 @@ def check_train_config(train_cfg: Mapping, diffusion_cfg: Mapping) -> None:
     check_int("train.seed", c["seed"], 0, 2 ** 63 - 1)
     check_int("train.num_workers", c["num_workers"], 0)
     check_int("train.threads", c["threads"], 0, note="0 = torch's default")
+    if not isinstance(c["compile"], bool):
+        raise ConfigError(f"train.compile must be true or false, got {c['compile']!r}")
     check_choice("diffusion.schedule", d["schedule"], [k.value for k in ScheduleKind])
     check_int("diffusion.T", d["T"], 1)
     check_choice("diffusion.prediction_type", d["prediction_type"], [k.value for k in PredictionType])
@@ -586,8 +589,16 @@ def cpu_name() -> str:
         return platform.processor() or platform.machine()
 
 
-def _record_timing(out: str, seconds: float, step: int, processes: int) -> None:
-    """Accumulate wall time over resumed segments in out/timing.json (read by apps.export for model cards)."""
+def compile_model(model: nn.Module) -> nn.Module:
+    """torch.compile for training (inductor, static shapes: the batch size is fixed). The result shares `model`'s
+    parameters, so optimizer, EMA and checkpoints keep using `model` itself (no `_orig_mod.` prefixes)."""
+    return torch.compile(model, dynamic=False)
+
+
+def _record_timing(out: str, seconds: float, step: int, processes: int, step_times: list[float] | None = None,
+                   compiled: bool = False) -> None:
+    """Accumulate wall time over resumed segments in out/timing.json (read by apps.export for model cards); also this
+    segment's first-step time (with train.compile: the compilation) and median steady step time (apps.bench)."""
     path = os.path.join(out, "timing.json")
     prev = {}
     if os.path.exists(path):
@@ -599,6 +610,10 @@ def _record_timing(out: str, seconds: float, step: int, processes: int) -> None:
             prev = {}  # a damaged record: start the sum again rather than fail at the end of a run
     rec = {"seconds": float(prev.get("seconds", 0.0) or 0.0) + seconds, "step": step, "processes": processes,
            "threads": torch.get_num_threads(), "machine": f"{cpu_name()} ({os.cpu_count()} cores)"}
+    if step_times:
+        rest = sorted(step_times[1:]) or step_times
+        rec["segment"] = {"steps": len(step_times), "first_step_seconds": step_times[0],
+                          "median_step_seconds": rest[len(rest) // 2], "compiled": compiled}
     atomic_write_json(path, rec, indent=None, newline=False)
 
 
@@ -693,10 +708,13 @@ def train(task: TrainTask, train_cfg: Mapping, diffusion_cfg: Mapping, resume: b
             torch.set_rng_state(saved["legacy_rng"]["torch_rng"])
             acc.print("--resume: an old-format checkpoint (no per-process RNG files): the dropout stream starts afresh")
 
+    fwd = compile_model(model) if cfg["compile"] else model  # shares the parameters; checkpoints save `model`
     t0, last_loss = time.time(), float("nan")
+    step_times: list[float] = []
     bar = tqdm(total=cfg["steps"], initial=step, disable=not acc.is_local_main_process, desc="train")
     model.train()
     while step < cfg["steps"]:
+        ts = time.perf_counter()
         for _ in range(cfg["grad_accum"]):
             batch = next(batches)
             x0, cond = task.batch_to(batch)
@@ -705,15 +723,31 @@ def train(task: TrainTask, train_cfg: Mapping, diffusion_cfg: Mapping, resume: b
             cond = drop_conditions(cond, task.dropout, x0.shape[0], rng.dropout, task.elementwise, device=None)
             cond = {k: v.to(acc.device) for k, v in cond.items()}
             with acc.accumulate(model):
-                loss = diffusion_loss(model, schedule, x0, cond, dcfg["prediction_type"], rng.noise, task.forward,
-                                      task.aux_loss)
-                acc.backward(loss)
+                if fwd is not model and not step_times:  # the first call compiles: fall back to eager if it fails
+                    noise_state = rng.noise.get_state()
+                    try:
+                        loss = diffusion_loss(fwd, schedule, x0, cond, dcfg["prediction_type"], rng.noise,
+                                              task.forward, task.aux_loss)
+                        acc.backward(loss)
+                    except Exception as e:  # noqa: BLE001 - inductor/compiler failures come in many types
+                        acc.print(f"train.compile: torch.compile failed ({_one_line(e)}); training eagerly")
+                        fwd = model
+                        opt.zero_grad(set_to_none=True)
+                        rng.noise.set_state(noise_state)  # the eager retry draws the same t and noise
+                        loss = diffusion_loss(model, schedule, x0, cond, dcfg["prediction_type"], rng.noise,
+                                              task.forward, task.aux_loss)
+                        acc.backward(loss)
+                else:
+                    loss = diffusion_loss(fwd, schedule, x0, cond, dcfg["prediction_type"], rng.noise, task.forward,
+                                          task.aux_loss)
+                    acc.backward(loss)
                 if acc.sync_gradients and cfg["max_grad_norm"] > 0:
                     acc.clip_grad_norm_(model.parameters(), cfg["max_grad_norm"])
                 opt.step()
                 opt.zero_grad(set_to_none=True)
         sched.step()
         step += 1
+        step_times.append(time.perf_counter() - ts)
         if ema is not None:
             ema.update(acc.unwrap_model(model))
         last_loss = acc.gather(loss.detach().reshape(1)).mean().item()
@@ -736,7 +770,7 @@ def train(task: TrainTask, train_cfg: Mapping, diffusion_cfg: Mapping, resume: b
     bar.close()
     acc.end_training()
     if acc.is_main_process:
-        _record_timing(out, time.time() - t0, step, world)
+        _record_timing(out, time.time() - t0, step, world, step_times, compiled=fwd is not model)
     loss_avg = float("nan") if loss_avg is None else loss_avg
     return {"step": step, "loss": loss_avg, "last_loss": last_loss, "seconds": time.time() - t0, "output_dir": out}
 
