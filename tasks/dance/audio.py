@@ -3,7 +3,8 @@
 Follows EDGE (Tseng et al., CVPR 2023) ``data/audio_extraction/baseline_features.py``:
 FPS = 30, HOP_LENGTH = 512, SR = FPS * HOP_LENGTH = 15360, and per frame
 ``[onset envelope (1) | MFCC (20) | chroma CENS (12) | onset peaks one-hot (1) | beats one-hot (1)]``.
-Beats come from ``librosa.beat.beat_track(onset_envelope=..., start_bpm=<tempo estimate>, tightness=100)``.
+Beats come from ``librosa.beat.beat_track(onset_envelope=..., start_bpm=<tempo estimate>, tightness=100)`` (its
+numpy port in ``tasks/dance/beats.py``: the same beats, without librosa.beat's start-up JIT).
 (EDGE parses the start tempo out of AIST++ music names and falls back to a tempo estimate; we always estimate it
 from the same onset envelope.)
 
@@ -19,6 +20,8 @@ import os
 import warnings
 
 import numpy as np
+
+from .beats import beat_track
 
 FPS = 30
 HOP_LENGTH = 512
@@ -96,8 +99,12 @@ def audio_features(y: np.ndarray, sr: int = SR, name: str = "<array>") -> np.nda
     start_bpm = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=envelope, sr=SR, hop_length=HOP_LENGTH))[0])
     if not np.isfinite(start_bpm) or start_bpm <= 0:
         start_bpm = 120.0
-    _, beat_idxs = librosa.beat.beat_track(onset_envelope=envelope, sr=SR, hop_length=HOP_LENGTH,
-                                           start_bpm=start_bpm, tightness=100)
+    # = librosa.beat.beat_track(onset_envelope=envelope, sr=SR, hop_length=HOP_LENGTH, start_bpm=start_bpm,
+    # tightness=100): its tempo step here, its DP in numpy (tasks/dance/beats.py; importing librosa.beat JIT-compiles
+    # numba kernels on every start)
+    bpm = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=envelope, sr=SR, hop_length=HOP_LENGTH,
+                                                    start_bpm=start_bpm))[0])
+    beat_idxs = beat_track(envelope, bpm, SR / HOP_LENGTH, tightness=100) if bpm > 0 else np.array([], dtype=int)
     if len(beat_idxs) == 0:
         raise ValueError(f"audio {name!r} has no detectable beats (silent or without rhythm)")
     beat_onehot = np.zeros_like(envelope, dtype=np.float32)
