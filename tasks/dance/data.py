@@ -43,12 +43,26 @@ def _atomic_npz(path: str, **arrays) -> None:
         np.savez(f, **arrays)
 
 
-def load_song(seed: int, seconds: float, cache_dir: str = DEFAULT_CACHE) -> dict:
-    """One synthetic song as arrays (see module docstring), built and cached on first use."""
-    path = os.path.join(cache_dir, f"song_{int(seed)}_{seconds:g}s.npz")
+WORLDS = ("v1", "v2")  # v1: numpy synth + key-pose dancer (synth.py); v2: FluidSynth / numpy music + choreo.py
+
+
+def load_song(seed: int, seconds: float, cache_dir: str = DEFAULT_CACHE, world: str = "v1") -> dict:
+    """One synthetic song as arrays (see module docstring), built and cached on first use. ``world`` "v2": music from
+    `tasks.dance.choreo.make_song_v2` (FluidSynth renders, cached under ``<cache_dir>/midi``) danced by
+    `choreo.make_dance_v2`; its genre is the coarse style label (one of synth.GENRES)."""
+    if world not in WORLDS:
+        raise ValueError(f"world must be one of {WORLDS}, got {world!r}")
+    path = os.path.join(cache_dir, f"song_{'v2_' if world == 'v2' else ''}{int(seed)}_{seconds:g}s.npz")
     if not os.path.exists(path):
-        pair = make_pair(int(seed), float(seconds))
-        song, dance = pair["song"], pair["dance"]
+        if world == "v2":
+            from .choreo import make_dance_v2, make_song_v2
+
+            song = make_song_v2(int(seed), float(seconds), cache_dir=os.path.join(cache_dir, "midi"))
+            song["genre"], fine = song["coarse_genre"], song["genre"]
+            dance = make_dance_v2(dict(song, genre=fine), int(seed) + 1_000_003)
+        else:
+            pair = make_pair(int(seed), float(seconds))
+            song, dance = pair["song"], pair["dance"]
         music = audio_features(song["audio"], song["sr"], name=f"synth seed {seed}")
         motion = sk.pack_motion(dance["contacts"], dance["root_pos"], dance["rotations"]).astype(np.float32)
         n = min(len(music), len(motion))
@@ -69,15 +83,17 @@ def song_seeds(split: str, num_songs: int) -> list[int]:
     raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
 
 
-def motion_stats(num_songs: int = 64, seconds: float = 12.0, cache_dir: str = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
+def motion_stats(num_songs: int = 64, seconds: float = 12.0, cache_dir: str = DEFAULT_CACHE, world: str = "v1"
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension (mean (151,), std (151,)) of the training motion, std floored at `STD_FLOOR`."""
-    m = np.concatenate([load_song(s, seconds, cache_dir)["motion"] for s in song_seeds("train", num_songs)])
+    m = np.concatenate([load_song(s, seconds, cache_dir, world)["motion"] for s in song_seeds("train", num_songs)])
     return m.mean(0).astype(np.float32), np.maximum(m.std(0), STD_FLOOR).astype(np.float32)
 
 
-def music_stats(num_songs: int = 64, seconds: float = 12.0, cache_dir: str = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray]:
+def music_stats(num_songs: int = 64, seconds: float = 12.0, cache_dir: str = DEFAULT_CACHE, world: str = "v1"
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature (mean (35,), std (35,)) of the training music features (MFCCs span hundreds; one-hots 0/1)."""
-    f = np.concatenate([load_song(s, seconds, cache_dir)["music"] for s in song_seeds("train", num_songs)])
+    f = np.concatenate([load_song(s, seconds, cache_dir, world)["music"] for s in song_seeds("train", num_songs)])
     return f.mean(0).astype(np.float32), np.maximum(f.std(0), STD_FLOOR).astype(np.float32)
 
 
@@ -91,13 +107,13 @@ class DanceWindows(torch.utils.data.Dataset):
 
     def __init__(self, split: str = "train", num_songs: int = 64, seconds: float = 12.0, stride: int = 10,
                  cache_dir: str = DEFAULT_CACHE, stats: tuple[np.ndarray, np.ndarray] | None = None,
-                 window: int = WINDOW):
+                 window: int = WINDOW, world: str = "v1"):
         if seconds * FPS + 1 < window:
             raise ValueError(f"songs of {seconds} s have fewer than window={window} frames; need ≥ {window / FPS:.1f} s")
         if stride < 1:
             raise ValueError(f"stride must be ≥ 1, got {stride}")
         self.window = window
-        songs = [load_song(s, seconds, cache_dir) for s in song_seeds(split, num_songs)]
+        songs = [load_song(s, seconds, cache_dir, world) for s in song_seeds(split, num_songs)]
         if stats is None:
             m = np.concatenate([s["motion"] for s in songs])
             stats = (m.mean(0), np.maximum(m.std(0), STD_FLOOR))

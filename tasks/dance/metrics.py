@@ -266,3 +266,86 @@ def div_g(pred_joints, gt_joints) -> float:
     """Diversity of geometric features of ``pred`` (normalised with the ground-truth statistics)."""
     _, p = _feature_sets(pred_joints, gt_joints, geometric_features)
     return average_pairwise_distance(p)
+
+
+# ------------------------------------------------------------------ does it dance? (issue 17's measures)
+FOOT_SIDES = {"left": (7, 10), "right": (8, 11)}  # (ankle, toe) joints per side
+LEG_JOINTS = [4, 5, 7, 8, 10, 11]  # knees, ankles, toes
+
+
+def foot_heights(joints) -> np.ndarray:
+    """Height of each foot above the clip's floor, (T, 2) (left, right): the lower of (ankle, toe) relative to that
+    joint's 2nd-percentile height over the clip (a dance that floats or sinks is measured from its own floor)."""
+    j = _check_joints(joints)
+    out = []
+    for a, b in FOOT_SIDES.values():
+        ha = j[:, a, UP] - np.percentile(j[:, a, UP], 2)
+        hb = j[:, b, UP] - np.percentile(j[:, b, UP], 2)
+        out.append(np.minimum(ha, hb))
+    return np.stack(out, 1)
+
+
+def foot_lifts(joints, min_height: float = 0.04, min_frames: int = 3) -> int:
+    """Number of foot lifts: runs of ≥ `min_frames` frames in which a foot is ≥ `min_height` m above the floor."""
+    n = 0
+    for h in foot_heights(joints).T:
+        on = np.concatenate([[0], (h >= min_height).astype(np.int8), [0]])
+        d = np.diff(on)
+        n += int(((np.flatnonzero(d == -1) - np.flatnonzero(d == 1)) >= min_frames).sum())
+    return n
+
+
+def lifts_per_bar(joints, num_beats: int, beats_per_bar: int = 4) -> float:
+    """Foot lifts per bar of `beats_per_bar` music beats (`num_beats` beats in the clip)."""
+    return foot_lifts(joints) / max(num_beats / beats_per_bar, 1e-9)
+
+
+def travel_per_30s(joints, fps: float = FPS) -> float:
+    """Horizontal path length of the root sampled once a second (jitter does not count), per 30 s, metres."""
+    j = _check_joints(joints)
+    r = j[::int(fps), 0][:, [0, 2]]
+    return float(np.linalg.norm(np.diff(r, axis=0), axis=1).sum() * 30.0 / max((len(r) - 1), 1))
+
+
+def pelvis_vertical_std(joints) -> float:
+    """Standard deviation of the pelvis height over the clip, metres."""
+    return float(_check_joints(joints)[:, 0, UP].std())
+
+
+def leg_joint_speed(joints, fps: float = FPS) -> float:
+    """Mean speed of knees, ankles and toes (world frame), m/s."""
+    j = _check_joints(joints)[:, LEG_JOINTS]
+    return float(np.linalg.norm(np.diff(j, axis=0), axis=-1).mean() * fps)
+
+
+def motion_energy(joints, window: int = FPS) -> np.ndarray:
+    """Mean joint speed (m/frame) in consecutive windows of `window` frames, (T // window,)."""
+    j = _check_joints(joints)
+    v = np.r_[0.0, np.linalg.norm(np.diff(j, axis=0), axis=-1).mean(1)]
+    n = len(v) // window
+    return v[:n * window].reshape(n, window).mean(1)
+
+
+def loudness_windows(music, window: int = FPS) -> np.ndarray:
+    """Loudness per window from (T, 35) EDGE music features: mean of MFCC c0 (column 1, log energy), (T // window,)."""
+    c0 = np.asarray(music)[:, 1]
+    n = len(c0) // window
+    return c0[:n * window].reshape(n, window).mean(1)
+
+
+def energy_loudness_corr(joints, music, window: int = FPS) -> float:
+    """Pearson correlation of 1-s motion energy with 1-s loudness (NaN when either is constant)."""
+    e, l = motion_energy(joints, window), loudness_windows(music, window)
+    n = min(len(e), len(l))
+    e, l = e[:n], l[:n]
+    if n < 3 or e.std() < 1e-12 or l.std() < 1e-12:
+        return float("nan")
+    return float(np.corrcoef(e, l)[0, 1])
+
+
+def dance_measures(joints, music, music_beats, beats_per_bar: int = 4) -> dict:
+    """The issue-17 measures of one clip (joints (T, 24, 3), music (T, 35) features, music beat frames)."""
+    return dict(lifts_per_bar=lifts_per_bar(joints, len(music_beats), beats_per_bar),
+                travel_per_30s=travel_per_30s(joints), pelvis_vertical_std=pelvis_vertical_std(joints),
+                leg_joint_speed=leg_joint_speed(joints), energy_loudness_corr=energy_loudness_corr(joints, music),
+                bas_fact=bas_fact(joints, music_beats), pfc=pfc(joints))

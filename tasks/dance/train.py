@@ -32,6 +32,8 @@ DEFAULTS = dict(
         dropout=0.0,               # ResBlock dropout
         num_genres=4,              # genre label vocabulary (synth.GENRES); 0 = no genre condition
         init_from="",              # a 1D backbone folder (save_pretrained; dims=1, in_channels=151) to fine-tune from
+        init_dance="",             # or a dance pipeline folder (e.g. checkpoints/dance): fine-tune its whole DanceModel
+                                   # (architecture from it; the model.* sizes above are ignored; normalisation re-fit)
     ),
     diffusion=dict(DIFFUSION_DEFAULTS, schedule="cosine"),
     train=dict(TRAIN_DEFAULTS, output_dir="runs/dance"),
@@ -40,6 +42,7 @@ DEFAULTS = dict(
         seconds=12.0,              # length of each training song
         stride=10,                 # frames between consecutive 150-frame windows
         cache_dir=DEFAULT_CACHE,   # where songs (motion + features) are cached as .npz
+        world="v1",                # v1: numpy synth + key-pose dancer; v2: FluidSynth/numpy music + choreo.py steps
         music_dropout=0.1,         # classifier-free guidance: P(music → learned null)
         genre_dropout=0.5,         # P(genre → learned null); high, so "no genre" is the common case at generation
     ),
@@ -56,16 +59,26 @@ DEFAULTS = dict(
 
 def build_task(cfg: dict) -> TrainTask:
     mcfg, data = dict(cfg["model"]), cfg["data"]
-    init, num_genres = mcfg.pop("init_from"), mcfg.pop("num_genres")
+    init, num_genres, init_dance = mcfg.pop("init_from"), mcfg.pop("num_genres"), mcfg.pop("init_dance")
     dcfg = cfg["diffusion"]
-    dataset = DanceWindows("train", data["num_songs"], data["seconds"], data["stride"], data["cache_dir"])
+    dataset = DanceWindows("train", data["num_songs"], data["seconds"], data["stride"], data["cache_dir"],
+                           world=data["world"])
     extra = dict(schedule=dcfg["schedule"], T=dcfg["T"], prediction_type=dcfg["prediction_type"])
-    if init:
+    if init_dance:
+        from tasks.dance.pipeline import DancePipeline
+
+        model = DancePipeline.from_pretrained(init_dance).model.float()
+        if model.config.prediction_type != dcfg["prediction_type"] or model.config.schedule != dcfg["schedule"]:
+            raise ValueError(f"model.init_dance {init_dance!r} has prediction_type={model.config.prediction_type}, "
+                             f"schedule={model.config.schedule}; the config asks for {dcfg['prediction_type']}, "
+                             f"{dcfg['schedule']}")
+    elif init:
         model = DanceModel.from_backbone(ConditionalUNet.from_pretrained(init, use_safetensors=True), num_genres=num_genres, **extra)
     else:
         mcfg["channel_mult"], mcfg["attention_levels"] = tuple(mcfg["channel_mult"]), tuple(mcfg["attention_levels"])
         model = DanceModel(unet_config=mcfg, num_genres=num_genres, **extra)
-    model.set_stats((dataset.mean, dataset.std), music_stats(data["num_songs"], data["seconds"], data["cache_dir"]))
+    model.set_stats((dataset.mean, dataset.std), music_stats(data["num_songs"], data["seconds"], data["cache_dir"],
+                                                             data["world"]))
     dropout = {"music": data["music_dropout"]}
     if num_genres:
         dropout["genre"] = data["genre_dropout"]
