@@ -77,8 +77,10 @@ def render_stick_video(joints, path, fps: int = 30, audio=None, size: int = 256)
             video = final if audio is None else _tmp_path(path, ".mp4")  # with audio: silent video, then mux
             if video != final:
                 scratch.append(video)
+            # x264 preset veryfast: half the encode time of the default (medium) at about the same size here
             with imageio.get_writer(video, format="FFMPEG", fps=fps, codec="libx264", quality=7,
-                                    pixelformat="yuv420p", macro_block_size=16) as w:
+                                    pixelformat="yuv420p", macro_block_size=16,
+                                    output_params=["-preset", "veryfast"]) as w:
                 for f in frames:
                     w.append_data(f)
             if audio is None:
