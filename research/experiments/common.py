@@ -48,6 +48,9 @@ class Context:
     seed: int = 0                  # every random choice derives from this
     command: str = ""              # the command line, recorded in README.md
     started: float = field(default_factory=time.time)
+    wall_seconds: float | None = None   # set when re-rendering: the run's recorded wall time
+    rendered: bool = False         # README re-rendered from results.json (`--render`), nothing recomputed
+    machine: str | None = None     # set when re-rendering: the machine recorded in results.json
 
 
 # ---- data -----------------------------------------------------------------------------------------------------------
@@ -167,11 +170,13 @@ def make_model(base_channels: int = 16, seed: int = 0) -> ClassConditionalModel:
 
 def fit(model: nn.Module, x0: Tensor, labels: Tensor, schedule: DiffusionSchedule, steps: int, *, batch_size: int = 32,
         lr: float = 3e-3, prediction_type: str = "v_prediction", seed: int = 0,
-        centering: DataCentering | None = None, label_dropout: float = 0.1) -> list[float]:
+        centering: DataCentering | None = None, label_dropout: float = 0.1,
+        batch_centering: "BatchCentering | None" = None) -> list[float]:
     """L_simple on (x0, labels) for `steps` AdamW steps (warm-up 5 %, cosine decay to 0), condition dropout for CFG.
 
-    With `centering` the network sees centering.center(x0, labels) (means must already be fitted). Returns the loss
-    averaged over each tenth of training.
+    With `centering` the network sees centering.center(x0, labels) (means must already be fitted); with
+    `batch_centering` each batch minus its own mean (the running mean is kept for sampling). Returns the loss averaged
+    over each tenth of training.
     """
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
@@ -186,7 +191,8 @@ def fit(model: nn.Module, x0: Tensor, labels: Tensor, schedule: DiffusionSchedul
     for step in range(steps):
         idx = torch.tensor(next(batches))
         cond = drop_conditions({"label": labels[idx]}, {"label": label_dropout}, len(idx), g)
-        loss = diffusion_loss(model, schedule, data[idx], cond, prediction_type, g)
+        x_b = data[idx] if batch_centering is None else batch_centering.center_batch(data[idx])
+        loss = diffusion_loss(model, schedule, x_b, cond, prediction_type, g)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -224,7 +230,8 @@ def sample_classes(model: nn.Module, schedule: DiffusionSchedule, labels: Tensor
 
 
 SHARED = dict(base_channels=16, schedule="cosine", T=1000, steps=1500, batch_size=32, lr=3e-3)
-SHARED_QUICK = dict(base_channels=8, schedule="cosine", T=1000, steps=30, batch_size=16, lr=3e-3)
+# quick: ~10 s of training, enough for samples well above chance (the x0_substitute test compares against chance)
+SHARED_QUICK = dict(base_channels=8, schedule="cosine", T=1000, steps=300, batch_size=16, lr=3e-3)
 
 
 def shared_model(ctx: Context) -> tuple[ClassConditionalModel, DiffusionSchedule, dict]:
@@ -316,11 +323,19 @@ def machine() -> str:
             f"{torch.get_num_threads()} thread(s), fp32, CPU only ({platform.system()})")
 
 
+def _machine_line(ctx: Context) -> str:
+    if not ctx.rendered:
+        return f"{machine()}; wall time {time.time() - ctx.started:.0f} s."
+    known = ctx.machine or "not recorded"
+    wall = "" if ctx.wall_seconds is None or "wall time" in known else f"; wall time {ctx.wall_seconds:.0f} s"
+    return f"{known.rstrip('.')}{wall} (README re-rendered from results.json with `--render`, nothing recomputed)."
+
+
 def write_readme(ctx: Context, title: str, question: str, numbers: str, conclusion: str) -> None:
     """README.md with the command, the machine, the numbers (markdown) and the conclusion."""
     text = (f"# {title}\n\n**Question.** {question}\n\n"
             f"**Command.** `{ctx.command}`{' (quick variant: tiny sizes, numbers meaningless)' if ctx.quick else ''}\n\n"
-            f"**Machine.** {machine()}; wall time {time.time() - ctx.started:.0f} s.\n\n"
+            f"**Machine.** {_machine_line(ctx)}\n\n"
             f"## Numbers\n\n{numbers.strip()}\n\n## Conclusion\n\n{conclusion.strip()}\n")
     write_text(os.path.join(ctx.out, "README.md"), text)
 
@@ -333,3 +348,104 @@ def md_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+# ---- pieces of the second-round experiments (x0_substitute, batch_centering, truncated) ------------------------------
+class BatchCentering:
+    """Per-batch centering: every training batch minus its *own* mean image; the running (cumulative) mean of those
+    batch means is what sampling adds back (`uncenter`). The network's target then carries the batch-mean noise
+    x̄_B − E[x̄_B], of variance σ²/B · (N − B)/(N − 1) per pixel for batches drawn without replacement."""
+
+    def __init__(self):
+        self.sum: Tensor | None = None     # (1, *sample_shape) float64: Σ of the batch means seen
+        self.count = 0
+        self.batch_means: list[Tensor] = []
+
+    def center_batch(self, x: Tensor) -> Tensor:
+        m = x.mean(0, keepdim=True)                                     # (1, C, H, W)
+        self.sum = m.double() if self.sum is None else self.sum + m.double()
+        self.count += 1
+        self.batch_means.append(m.detach().flatten())
+        return x - m
+
+    @property
+    def mean(self) -> Tensor:
+        return (self.sum / max(self.count, 1)).float()
+
+    def uncenter(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        return x + self.mean.to(x.dtype)
+
+    def batch_mean_variance(self) -> float:
+        """Measured per-pixel variance of the batch means around their average (the extra noise in the targets)."""
+        b = torch.stack(self.batch_means).double()                      # (steps, D)
+        return b.var(0).mean().item()
+
+
+def guided_x0(model: nn.Module, schedule: DiffusionSchedule, labels: Tensor, guidance: float = GUIDANCE,
+              prediction_type: str = "v_prediction"):
+    """(x_t (B,1,8,8), t int) → (ε̂, x̂_0) of the classifier-free-guided class-conditional model (the same guided
+    prediction `sample_classes` uses)."""
+    cond = {"label": labels, "label.keep": torch.ones_like(labels, dtype=torch.bool)}
+    f = guided_model(model, guidance * Term(cond), ClassConditionalModel.null_cond())
+
+    @torch.no_grad()
+    def fn(x: Tensor, t: int) -> tuple[Tensor, Tensor]:
+        tt = torch.full((x.shape[0],), t, dtype=torch.long)
+        return schedule.split_prediction(f(x, tt), x, tt, prediction_type)
+    model.eval()
+    return fn
+
+
+def pixel_rmse(a: Tensor, b: Tensor) -> Tensor:
+    """(A, B) matrix of per-image RMSE on the [−1, 1] scale between (A, 1, 8, 8) and (B, 1, 8, 8)."""
+    return torch.cdist(a.flatten(1).double(), b.flatten(1).double()).div(a[0].numel() ** 0.5).float()
+
+
+def nearest_train(x: Tensor, train: Tensor) -> tuple[Tensor, Tensor]:
+    """(RMSE to the nearest training image (N,), its index (N,)): 0 means the sample *is* a training image."""
+    d = pixel_rmse(x.clamp(-1, 1), train)
+    return d.min(1)
+
+
+def within_class_spread(x: Tensor, labels: Tensor) -> float:
+    """Diversity: mean pixel RMSE between two different samples of the same class, averaged over classes."""
+    x = x.clamp(-1, 1)
+    vals = []
+    for k in labels.unique().tolist():
+        xs = x[labels == k]
+        if len(xs) < 2:
+            continue
+        d = pixel_rmse(xs, xs)
+        vals.append((d.sum() / (len(xs) * (len(xs) - 1))).item())
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+@torch.no_grad()
+def fd_floor(judge: DigitsJudge, xtr: Tensor, ytr: Tensor, xte: Tensor, n_per_class: int, seed: int) -> float:
+    """The Fréchet distance of *real* train digits (n_per_class per class) to the real test set: what a perfect
+    generator would score at that sample size (FD is biased upwards at small n; read every FD against this)."""
+    real, _ = per_class(xtr, ytr, n_per_class, seed)
+    return frechet_distance(judge.features(real), judge.features(xte))
+
+
+def mean_sd(v: list[float]) -> tuple[float, float]:
+    a = np.asarray(v, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def compare(a: list[float], b: list[float], lower_is_better: bool) -> str:
+    """Which of two per-seed value lists is better: "a" or "b" only when their seed ranges do not overlap (needs ≥ 2
+    seeds each; one seed never establishes an ordering), else "inconclusive"."""
+    if min(len(a), len(b)) < 2:
+        return "inconclusive"
+    if max(a) < min(b):
+        return "a" if lower_is_better else "b"
+    if max(b) < min(a):
+        return "b" if lower_is_better else "a"
+    return "inconclusive"
+
+
+def fmt_ms(v: list[float], digits: int = 2) -> str:
+    """"m ± sd" over seeds (just "m" for one seed)."""
+    m, s = mean_sd(v)
+    return f"{m:.{digits}f}" if len(v) < 2 else f"{m:.{digits}f} ± {s:.{digits}f}"

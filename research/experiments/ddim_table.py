@@ -13,54 +13,59 @@ import time
 
 import torch
 
-from .common import (FD_LABEL, GUIDANCE, Context, get_judge, load_digits_split, md_table, per_class, quality,
-                     sample_classes, save_figure, shared_model, write_readme)
+import numpy as np
+
+from .common import (FD_LABEL, GUIDANCE, Context, compare, fd_floor, fmt_ms, get_judge, load_digits_split, md_table,
+                     quality, sample_classes, save_figure, shared_model, write_readme)
 
 ETAS = (0.0, 0.5, 1.0)
 STEPS = (10, 20, 50, 100, 1000)
-FULL = dict(per_class=10, per_class_1000=2)     # samples per class (and for the 1000-step rows, which cost 100×)
-QUICK = dict(per_class=2, per_class_1000=1)
+# samples per class (the 1000-step rows, which cost 10–100× more, use fewer and one seed) and sampling seeds
+FULL = dict(per_class=10, per_class_1000=5, seeds=3)
+QUICK = dict(per_class=2, per_class_1000=1, seeds=2)
 STEPS_QUICK = (2, 5)
 
 
 def run(ctx: Context) -> dict:
     cfg = QUICK if ctx.quick else FULL
     steps_grid = STEPS_QUICK if ctx.quick else STEPS
-    _, _, xte, yte = load_digits_split(ctx.seed)
+    xtr, ytr, xte, yte = load_digits_split(ctx.seed)
     judge, judge_acc = get_judge(ctx)
     model, schedule, info = shared_model(ctx)
     rows = []
     samples = {}
 
-    def measure(name, sampler, steps, eta):
+    def measure(name, sampler, steps, eta, seed):
         n = cfg["per_class_1000"] if steps >= 1000 else cfg["per_class"]
         labels = torch.arange(10).repeat_interleave(n)
         t0 = time.perf_counter()
-        x = sample_classes(model, schedule, labels, sampler=sampler, steps=steps, eta=eta, seed=ctx.seed)
+        x = sample_classes(model, schedule, labels, sampler=sampler, steps=steps, eta=eta, seed=seed)
         dt = time.perf_counter() - t0
         q = quality(judge, x, labels, xte)
-        rows.append(dict(sampler=name, eta=eta, steps=steps, samples=len(labels),
+        rows.append(dict(sampler=name, eta=eta, steps=steps, seed=seed, samples=len(labels),
                          seconds_per_sample=dt / len(labels), **q))
-        samples[(name, eta, steps)] = x[::n][:10]
-        print(f"{name:8s} eta={eta} steps={steps:4d} acc={q['accuracy']:.3f} "
+        if seed == ctx.seed:
+            samples[(name, eta, steps)] = x[::n][:10]
+        print(f"{name:8s} eta={eta} steps={steps:4d} seed={seed} acc={q['accuracy']:.3f} "
               f"FD={q['frechet_digits_features']:.2f} {dt / len(labels) * 1e3:.1f} ms/sample", flush=True)
 
-    for eta in ETAS:
-        for steps in steps_grid:
-            measure("ddim", "ddim", steps, eta)
-    for steps in steps_grid[:2]:
-        measure("dpm++", "dpm++", steps, None)
-    real, real_lab = per_class(*load_digits_split(ctx.seed)[:2], cfg["per_class"], ctx.seed + 1)
-    floor = quality(judge, real, real_lab, xte)
-    # FD is biased upwards at small sample sizes: the floor at the 1000-step rows' size, for reading those rows
-    real_s, real_s_lab = per_class(*load_digits_split(ctx.seed)[:2], cfg["per_class_1000"], ctx.seed + 1)
-    floor_small = quality(judge, real_s, real_s_lab, xte)
+    for s in range(cfg["seeds"]):
+        for eta in ETAS:
+            for steps in steps_grid:
+                if steps < max(steps_grid) or s == 0:       # the most expensive row: one seed
+                    measure("ddim", "ddim", steps, eta, ctx.seed + s)
+        for steps in steps_grid[:2]:
+            measure("dpm++", "dpm++", steps, None, ctx.seed + s)
+    # FD is biased upwards at small sample sizes: the floor (real train digits vs the test set) at each size used
+    floors = {str(n * 10): [fd_floor(judge, xtr, ytr, xte, n, ctx.seed + 41 + i) for i in range(3)]
+              for n in sorted({cfg["per_class"], cfg["per_class_1000"]})}
     results = dict(experiment="ddim_table", quick=ctx.quick, model=info, guidance=GUIDANCE, fd_label=FD_LABEL,
-                   judge_test_accuracy=judge_acc, real_data_floor=floor, real_data_floor_small=floor_small, rows=rows,
+                   config=dict(cfg, steps=list(steps_grid), etas=list(ETAS)),
+                   judge_test_accuracy=judge_acc, fd_floor_by_samples=floors, rows=rows,
                    note="seconds_per_sample = wall time of the whole batch / batch size, 1 CPU thread, CFG doubles "
-                        "the network evaluations")
+                        "the network evaluations; seeds vary x_T and the sampling noise, not the model")
     _plot(ctx, rows, samples, steps_grid)
-    _readme(ctx, results, steps_grid)
+    _readme(ctx, results)
     return results
 
 
@@ -71,16 +76,18 @@ def _plot(ctx, rows, samples, steps_grid):
 
     from .common import image_grid
 
+    def mean_of(name, eta, key):
+        ks = sorted({r["steps"] for r in rows if r["sampler"] == name and r["eta"] == eta})
+        return ks, [np.mean([r[key] for r in rows if r["sampler"] == name and r["eta"] == eta and r["steps"] == k])
+                    for k in ks]
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for eta in ETAS:
-        rs = [r for r in rows if r["sampler"] == "ddim" and r["eta"] == eta]
-        axes[0].semilogx([r["steps"] for r in rs], [r["frechet_digits_features"] for r in rs], marker="o",
-                         label=f"DDIM η={eta}")
-        axes[1].semilogx([r["steps"] for r in rs], [r["accuracy"] for r in rs], marker="o", label=f"DDIM η={eta}")
-    rs = [r for r in rows if r["sampler"] == "dpm++"]
-    axes[0].semilogx([r["steps"] for r in rs], [r["frechet_digits_features"] for r in rs], "k*", ms=10, label="DPM++")
-    axes[1].semilogx([r["steps"] for r in rs], [r["accuracy"] for r in rs], "k*", ms=10, label="DPM++")
-    axes[0].set_ylabel("FD (digits-classifier features)")
+        for ax, key in zip(axes, ("frechet_digits_features", "accuracy")):
+            ax.semilogx(*mean_of("ddim", eta, key), marker="o", label=f"DDIM η={eta}")
+    for ax, key in zip(axes, ("frechet_digits_features", "accuracy")):
+        ax.semilogx(*mean_of("dpm++", None, key), "k*", ms=10, label="DPM++")
+    axes[0].set_ylabel("FD (digits-classifier features), mean over seeds")
     axes[1].set_ylabel("judge accuracy")
     for ax in axes:
         ax.set_xlabel("sampling steps")
@@ -94,54 +101,68 @@ def _plot(ctx, rows, samples, steps_grid):
     save_figure(fig, os.path.join(ctx.out, "samples.png"))
 
 
-def _readme(ctx, r, steps_grid):
-    table = []
-    for metric, key in (("FD ↓", "frechet_digits_features"), ("accuracy ↑", "accuracy"),
-                        ("ms / sample", "seconds_per_sample")):
-        for eta in ETAS:
-            row = [metric, f"DDIM η = {eta}"]
-            for s in steps_grid:
-                v = next(x[key] for x in r["rows"] if x["sampler"] == "ddim" and x["eta"] == eta and x["steps"] == s)
-                row.append(v * 1e3 if key == "seconds_per_sample" else v)
-            table.append(row)
-        row = [metric, "DPM-Solver++"]
-        for s in steps_grid:
-            v = next((x[key] for x in r["rows"] if x["sampler"] == "dpm++" and x["steps"] == s), None)
-            row.append(None if v is None else (v * 1e3 if key == "seconds_per_sample" else v))
-        table.append(row)
-    numbers = md_table(["metric", "sampler"] + [f"{s} steps" for s in steps_grid], table)
-    f = r["real_data_floor"]
-    n1000 = next((x["samples"] for x in r["rows"] if x["steps"] == max(steps_grid)), None)
-    numbers += (f"\n\nSamples per cell: {r['rows'][0]['samples']} ({n1000} for {max(steps_grid)} steps, so that row's FD "
-                f"is noisier and biased upwards: real train digits at that size give FD "
-                f"{r['real_data_floor_small']['frechet_digits_features']:.2f}). Real train digits at {r['rows'][0]['samples']} samples: FD "
-                f"{f['frechet_digits_features']:.2f}, accuracy {f['accuracy']:.3f}; judge accuracy on the real test set "
-                f"{r['judge_test_accuracy']:.3f}. Model: {r['model']['parameters']} parameters, "
-                f"{r['model']['steps']} training steps. {FD_LABEL}.\n\n![table](ddim_table.png)\n\n![samples](samples.png)")
-    rows = r["rows"]
+def _vals(r, name, eta, steps, key="frechet_digits_features") -> list[float]:
+    return [x[key] for x in r["rows"] if x["sampler"] == name and x["eta"] == eta and x["steps"] == steps]
 
-    def fd(name, eta, s):
-        return next(x["frechet_digits_features"] for x in rows if x["sampler"] == name and x["eta"] == eta
-                    and x["steps"] == s)
-    s0, s1 = steps_grid[0], steps_grid[-2]
-    conclusion = f"""
-* At {s0} steps: FD η=0 {fd('ddim', 0.0, s0):.2f}, η=0.5 {fd('ddim', 0.5, s0):.2f}, η=1 {fd('ddim', 1.0, s0):.2f};
-  at {s1} steps: {fd('ddim', 0.0, s1):.2f} / {fd('ddim', 0.5, s1):.2f} / {fd('ddim', 1.0, s1):.2f}.
-  Best η at {s0} steps: {min(ETAS, key=lambda e: fd('ddim', e, s0))}; η = 1 (DDPM-like) is the worst at {s0} steps
-  {'(as in the DDIM paper: stochastic samplers degrade most when steps are skipped)' if fd('ddim', 1.0, s0) == max(fd('ddim', e, s0) for e in ETAS) else '(unlike the DDIM paper)'}.
-  From {steps_grid[1]} to {s1} steps the η rows stay within ~10 FD points of each other; with one seed and 100
-  samples per cell (real-data floor {r['real_data_floor']['frechet_digits_features']:.1f}) differences of that size
-  are not established — no repeat seeds were run — so no ordering is claimed there. Class
-  accuracy is at the judge's ceiling (1.0) everywhere: the conditional model is easy to get right, the samplers
-  differ only in distribution-level quality.
-* DPM-Solver++: FD {fd('dpm++', None, steps_grid[0]):.2f} at {steps_grid[0]} steps, {fd('dpm++', None, steps_grid[1]):.2f} at
-  {steps_grid[1]} steps (DDIM η = 0: {fd('ddim', 0.0, steps_grid[0]):.2f}, {fd('ddim', 0.0, steps_grid[1]):.2f}).
-* Wall time is linear in steps (one guided network evaluation — two batched passes — per step); the sampler
-  arithmetic itself is negligible next to the network. Timings were taken on a CPU shared with other jobs, so
-  differences of up to ~2× between rows with equal steps are load, not the sampler.
-* Caveat: a small, briefly trained model on 8×8 digits; the FD is in the judge's 32-d feature space and has a floor
-  of {r['real_data_floor']['frechet_digits_features']:.2f} from sampling noise at this sample size.
-"""
+
+def _readme(ctx, r):
+    steps_grid = r["config"]["steps"]
+    table = []
+    for metric, key, d in (("FD ↓", "frechet_digits_features", 1), ("accuracy ↑", "accuracy", 3),
+                           ("ms / sample", "seconds_per_sample", 1)):
+        for name, eta, label in [("ddim", e, f"DDIM η = {e}") for e in ETAS] + [("dpm++", None, "DPM-Solver++")]:
+            row = [metric, label]
+            for s in steps_grid:
+                v = _vals(r, name, eta, s, key)
+                row.append(fmt_ms([x * 1e3 for x in v] if key == "seconds_per_sample" else v, d) if v else None)
+            table.append(row)
+    floors = r["fd_floor_by_samples"]
+    n_of = {s: next(x["samples"] for x in r["rows"] if x["steps"] == s) for s in steps_grid}
+    table.append(["FD floor (real digits)", "same sample count"] + [fmt_ms(floors[str(n_of[s])], 1) for s in steps_grid])
+    numbers = md_table(["metric", "sampler"] + [f"{s} steps" for s in steps_grid], table)
+    seeds = {s: len(_vals(r, "ddim", 0.0, s)) for s in steps_grid}
+    numbers += ("\n\nMean ± sd over sampling seeds (" + ", ".join(f"{s} steps: {seeds[s]} seed(s) × {n_of[s]} samples"
+                                                                 for s in steps_grid)
+                + "). The last row is the FD of *real* train digits of the same number against the test set (3 draws): "
+                f"the value a perfect sampler would get, so read every FD against the floor of its column. Judge "
+                f"accuracy on the real test set {r['judge_test_accuracy']:.3f}. Model: {r['model']['parameters']} "
+                f"parameters, {r['model']['steps']} training steps. {FD_LABEL}.\n\n![table](ddim_table.png)\n\n"
+                "![samples](samples.png)")
+    word = {"a": "lower", "b": "higher", "inconclusive": "inconclusive"}
+    lines = []
+    for s in steps_grid:
+        fd = {e: _vals(r, "ddim", e, s) for e in ETAS}
+        pairs = [(a, b, compare(fd[a], fd[b], True)) for i, a in enumerate(ETAS) for b in ETAS[i + 1:]]
+        called = [f"η={a} {'<' if c == 'a' else '>'} η={b}" for a, b, c in pairs if c != "inconclusive"]
+        floor = np.mean(floors[str(n_of[s])])
+        near_floor = [e for e in ETAS if np.mean(fd[e]) <= 1.5 * floor]
+        lines.append(f"* {s} steps: FD " + " / ".join(f"η={e} {fmt_ms(fd[e], 1)}" for e in ETAS)
+                     + f" (floor {floor:.1f}). "
+                     + (("Orderings beyond the seed spread: " + ", ".join(called) + ".") if called else
+                        ("η ordering inconclusive (" + ("one seed" if seeds[s] < 2 else "seed ranges overlap") + ")."))
+                     + (f" Within 1.5× the floor: η ∈ {{{', '.join(map(str, near_floor))}}}." if near_floor else ""))
+    s0 = steps_grid[0]
+    worst = compare(_vals(r, "ddim", 1.0, s0), _vals(r, "ddim", 0.0, s0), True)
+    lines.append(f"* Few steps ({s0}): η = 1 (DDPM-like) against η = 0: FD {word[worst]}"
+                 + (" — as in the DDIM paper, the stochastic sampler degrades most when steps are skipped."
+                    if worst == "b" else " — the DDIM paper's finding (η = 1 worst at few steps) is "
+                    + ("reversed here." if worst == "a" else "not established here.")))
+    for s in steps_grid[:2]:
+        c = compare(_vals(r, "dpm++", None, s), _vals(r, "ddim", 0.0, s), True)
+        lines.append(f"* DPM-Solver++ at {s} steps: FD {fmt_ms(_vals(r, 'dpm++', None, s), 1)} vs DDIM η = 0 "
+                     f"{fmt_ms(_vals(r, 'ddim', 0.0, s), 1)}: {word[c]}" + ("" if c == "inconclusive" else
+                                                                           " for DPM-Solver++") + ".")
+    acc = [x["accuracy"] for x in r["rows"]]
+    lines.append(f"* Class accuracy ranges {min(acc):.2f}–{max(acc):.2f} over all rows (judge on real test digits: "
+                 f"{r['judge_test_accuracy']:.2f}).")
+    ms = {s: np.mean(_vals(r, "ddim", 0.0, s, "seconds_per_sample")) for s in steps_grid}
+    per_step = [ms[s] / s for s in steps_grid]
+    lines.append(f"* Wall time per sample per step {min(per_step) * 1e3:.2f}–{max(per_step) * 1e3:.2f} ms (DDIM η = 0): "
+                 "cost is linear in steps (one guided network evaluation — two batched passes — per step); timings "
+                 "were taken on a CPU shared with other jobs.")
+    conclusion = "\n".join(lines) + ("\n\nCaveat: a small, briefly trained model on 8×8 digits; the FD is in the "
+                                     "judge's 32-d feature space. 'Lower/higher' is said only where the seeds' ranges "
+                                     "do not overlap.")
     write_readme(ctx, "Experiment 3 — DDIM σ-family table", "Sample quality and time for DDIM with η ∈ {0, 0.5, 1} × "
                  "steps ∈ {10, 20, 50, 100, 1000}, plus DPM-Solver++ at 10 and 20 steps, for one trained model.",
                  numbers, conclusion)

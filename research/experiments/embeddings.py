@@ -32,6 +32,13 @@ def one_nn_accuracy(a: np.ndarray, b: np.ndarray) -> float:
     return float((lab[d.argmin(1)] == lab).mean())
 
 
+def nearest_class_agreement(ref: np.ndarray, ref_lab: np.ndarray, q: np.ndarray, q_lab: np.ndarray) -> float:
+    """Fraction of query points whose nearest reference point has the query's class ("lands in its class's
+    cluster"), in the space the points are given in."""
+    d = ((q[:, None] - ref[None]) ** 2).sum(-1)
+    return float((ref_lab[d.argmin(1)] == q_lab).mean())
+
+
 def run(ctx: Context) -> dict:
     from sklearn.manifold import TSNE
 
@@ -45,11 +52,23 @@ def run(ctx: Context) -> dict:
     with torch.no_grad():
         spaces = {"pixels": (real.flatten(1).numpy(), gen.flatten(1).numpy()),
                   "features": (judge.features(real).numpy(), judge.features(gen).numpy())}
+    # references: a second, disjoint set of real digits of the same size (what "indistinguishable" scores here)
+    used = set()
+    pool_x, pool_y = torch.cat([xtr, xte]), torch.cat([ytr, yte])
+    for im in real:                                             # exclude the digits already embedded
+        used.add(int(((pool_x - im).flatten(1).abs().sum(1) == 0).nonzero()[0]))
+    keep = torch.tensor([i not in used for i in range(len(pool_x))])
+    real2, real2_lab = per_class(pool_x[keep], pool_y[keep], cfg["per_class"], ctx.seed + 3)
+    with torch.no_grad():
+        spaces2 = {"pixels": real2.flatten(1).numpy(), "features": judge.features(real2).numpy()}
     n = len(real)
-    emb, two_sample = {}, {}
+    emb, two_sample, two_sample_ref, class_agree, class_agree_ref = {}, {}, {}, {}, {}
     for space, (a, b) in spaces.items():
         z = np.concatenate([a, b])
         two_sample[space] = one_nn_accuracy(a, b)
+        two_sample_ref[space] = one_nn_accuracy(a, spaces2[space])
+        class_agree[space] = nearest_class_agreement(a, real_lab.numpy(), b, labels.numpy())
+        class_agree_ref[space] = nearest_class_agreement(a, real_lab.numpy(), spaces2[space], real2_lab.numpy())
         emb[("tsne", space)] = TSNE(2, perplexity=min(30, (len(z) - 1) / 3), init="pca",
                                     random_state=ctx.seed).fit_transform(z)
         emb[("umap", space)] = _umap(z, ctx.seed)
@@ -57,6 +76,8 @@ def run(ctx: Context) -> dict:
     gen_means = torch.stack([gen[labels == k].mean(0) for k in range(10)])
     all_means = torch.stack([torch.cat([xtr, xte])[torch.cat([ytr, yte]) == k].mean(0) for k in range(10)])
     mean_rmse = rmse(real_means, gen_means, value_range=None)  # on the [−1, 1] scale
+    real2_means = torch.stack([real2[real2_lab == k].mean(0) for k in range(10)])
+    mean_rmse_ref = rmse(real_means, real2_means, value_range=None)
     _plot(ctx, emb, n, real_lab.numpy(), labels.numpy())
     import matplotlib
     matplotlib.use("Agg")
@@ -69,7 +90,11 @@ def run(ctx: Context) -> dict:
     results = dict(experiment="embeddings", quick=ctx.quick, model=info, samples_per_class=cfg["per_class"],
                    sampler=f"DDIM eta=0, {cfg['steps']} steps, guidance {GUIDANCE}",
                    one_nn_two_sample_accuracy=two_sample,
+                   one_nn_two_sample_accuracy_real_vs_real=two_sample_ref,
+                   nearest_real_class_agreement=class_agree,
+                   nearest_real_class_agreement_real_vs_real=class_agree_ref,
                    class_mean_rmse_real_vs_generated=mean_rmse.tolist(),
+                   class_mean_rmse_real_vs_real=mean_rmse_ref.tolist(),
                    figures=["tsne.png", "umap.png", "class_means.png"])
     _readme(ctx, results)
     return results
@@ -107,21 +132,39 @@ def _plot(ctx, emb, n, real_lab, gen_lab):
 
 
 def _readme(ctx, r):
-    ts = r["one_nn_two_sample_accuracy"]
-    numbers = md_table(["space", "1-NN real-vs-generated accuracy (0.5 = indistinguishable)"],
-                       [[k, v] for k, v in ts.items()])
-    numbers += "\n\nRMSE between real and generated class means (per class 0…9, [−1, 1] scale): " + ", ".join(
-        f"{v:.3f}" for v in r["class_mean_rmse_real_vs_generated"])
-    numbers += "\n\n![t-SNE](tsne.png)\n\n![UMAP](umap.png)\n\n![class means](class_means.png)"
-    conclusion = f"""
-* Generated samples fall into the clusters of their class in both embeddings: the model is class-faithful.
-* The 1-NN two-sample test separates real from generated with accuracy {ts['pixels']:.2f} in pixel space and
-  {ts['features']:.2f} in feature space: {'clearly above 0.5, so the samples are distinguishable from real digits (a likely cause, not isolated here, is guidance w = 2, which trades diversity for class fidelity)' if min(ts.values()) > 0.6 else 'close to 0.5, so the samples are hard to tell from real digits at this sample size'}.
-* The class means the note asked for are shown as images: generated means match the real ones (mean RMSE
-  {np.mean(r['class_mean_rmse_real_vs_generated']):.3f} on the [−1, 1] scale); t-SNE/UMAP layouts themselves are not
-  metric (cluster sizes and distances between clusters carry no meaning), so read them only for class membership
-  and for whether generated points cover or sit inside the real clusters.
-"""
+    ts, ts_ref = r["one_nn_two_sample_accuracy"], r["one_nn_two_sample_accuracy_real_vs_real"]
+    ca, ca_ref = r["nearest_real_class_agreement"], r["nearest_real_class_agreement_real_vs_real"]
+    n = 2 * 10 * r["samples_per_class"]
+    se = (0.25 / n) ** 0.5                      # standard error of a 1-NN accuracy near 0.5 with n points
+    numbers = md_table(["space", "1-NN real-vs-generated accuracy (0.5 = indistinguishable)",
+                        "same test, real vs a second real set", "nearest-real class = own class (generated)",
+                        "same, second real set"],
+                       [[k, ts[k], ts_ref[k], ca[k], ca_ref[k]] for k in ts])
+    m, m_ref = r["class_mean_rmse_real_vs_generated"], r["class_mean_rmse_real_vs_real"]
+    numbers += ("\n\nRMSE between class means (per class 0…9, [−1, 1] scale), real vs generated: "
+                + ", ".join(f"{v:.3f}" for v in m) + "; real vs a second real set: " + ", ".join(f"{v:.3f}" for v in m_ref))
+    numbers += (f"\n\n{r['samples_per_class']} digits per class in each set; the standard error of a 1-NN accuracy "
+                f"near 0.5 at this size is ≈ {se:.3f}.\n\n![t-SNE](tsne.png)\n\n![UMAP](umap.png)\n\n"
+                "![class means](class_means.png)")
+    lines = []
+    for k in ts:
+        gap = ts[k] - ts_ref[k]
+        sep = ("distinguishable from real digits (above the real-vs-real value by more than 3 standard errors)"
+               if gap > 3 * se else "not distinguishable from real digits beyond the real-vs-real value (within 3 "
+               "standard errors)")
+        faithful = ca[k] >= ca_ref[k] - 3 * (ca_ref[k] * (1 - ca_ref[k]) / (n / 2)) ** 0.5 - 1e-9
+        lines.append(f"* {k}: 1-NN two-sample accuracy {ts[k]:.2f} vs {ts_ref[k]:.2f} for two real sets — {sep}. "
+                     f"The nearest real digit of a generated one has its class for {ca[k]:.0%} of samples (real: "
+                     f"{ca_ref[k]:.0%}): " + ("generated samples land in their class's cluster as often as real ones."
+                                             if faithful else "generated samples land in their class's cluster "
+                                             "less often than real ones."))
+    ratio = float(np.mean(m) / np.mean(m_ref))
+    lines.append(f"* Class means: mean RMSE real vs generated {np.mean(m):.3f}, real vs real {np.mean(m_ref):.3f} "
+                 f"({ratio:.1f}×): " + ("the generated class means are as close to the real ones as a second real "
+                                       "sample's are." if ratio <= 1.5 else "the generated class means differ from "
+                                       "the real ones more than sampling variation explains."))
+    lines.append("* t-SNE/UMAP layouts are not metric (cluster sizes and distances between clusters carry no "
+                 "meaning); the numbers above are computed in the original spaces, the plots only illustrate them.")
     write_readme(ctx, "Experiment 5 — embeddings of real vs generated digits", "Do generated samples land in the "
                  "regions of real samples of their class (t-SNE, UMAP; pixels and feature space)? What do the class "
-                 "means look like?", numbers, conclusion)
+                 "means look like?", numbers, "\n".join(lines))

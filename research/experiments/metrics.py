@@ -96,8 +96,7 @@ def _readme(ctx, r):
   Per-pair metrics between *different* images of a class are dominated by natural variation (writing style), so they
   measure "looks like an average member of the class", not quality; they cannot rank generative models on their own.
 * Fréchet distance in the judge's features: generated {fd['generated vs test']:.2f} vs a real-data floor of
-  {fd['real train (same size) vs test']:.2f} at the same sample size — the distribution-level number is the one
-  that separates real from generated here.
+  {fd['real train (same size) vs test']:.2f} at the same sample size ({fd['generated vs test'] / fd['real train (same size) vs test']:.1f}×): {'the distribution-level number separates real from generated here, where the per-pair metrics above cannot' if fd['generated vs test'] > 1.5 * fd['real train (same size) vs test'] else 'within 1.5× the floor, so even the distribution-level number does not separate generated from real digits at this sample size (one sample set: no seed spread)'}.
 * LPIPS and Inception-FID need pretrained weights that are not on this machine and cannot be downloaded, so they were
   not computed (the JSON holds `value: null` and the reason), rather than reported with a stand-in network. Inception
   FID would anyway be of doubtful meaning for 8×8 grey digits upsampled to 299×299.
