@@ -48,6 +48,7 @@ DEFAULTS = dict(
         ckpt_every=250,
         keep=2,                    # step folders kept
         log_every=50,
+        eval_faces=256,            # held-out-combination faces for the R@1 printed at the end (0 = none)
         seed=0,                    # batch order and flips
         threads=1,                 # torch.set_num_threads (0 = torch's default)
     ),
@@ -270,10 +271,11 @@ def train(cfg: dict, resume: bool = False, log=print) -> dict:
     if step % t_cfg["ckpt_every"] != 0 or stopped != "steps":
         checkpoint()
     r1 = None
-    if acc.is_main_process:
-        r1 = retrieval_at_1(acc.unwrap_model(model), tok, n=256)
+    if acc.is_main_process and t_cfg["eval_faces"]:
+        r1 = retrieval_at_1(acc.unwrap_model(model), tok, n=t_cfg["eval_faces"])
         log(f"held-out R@1 (256 faces): {r1}")
         logf.write(json.dumps({"step": step, "retrieval_at_1": r1}) + "\n")
+    if logf:
         logf.close()
     return {"step": step, "wall_seconds": wall, "cpu_seconds": cpu, "stopped": stopped, "loss": float(np.mean(losses[-50:])) if losses
             else float("nan"), "retrieval_at_1": r1, "output_dir": out}
