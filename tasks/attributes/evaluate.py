@@ -217,6 +217,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=128, help="images per sampling run")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    g = p.add_argument_group("text, image and edit prompts (tasks.attributes.evaluate_prompts)")
+    g.add_argument("--prompts", action="store_true",
+                   help="evaluate only plain-words prompts, image prompts and edits, and put them into --out as its "
+                        "'text_image_edit' section (the other sections of an existing --out are kept)")
+    g.add_argument("--n-sets", type=int, default=None, help="attribute sets asked in words and by name (default 12, "
+                                                             "quick 3)")
+    g.add_argument("--n-images", type=int, default=None, help="source faces per image / edit measurement (default 8, "
+                                                               "quick 2)")
+    g.add_argument("--strengths", type=float, nargs="+", default=[0.6, 0.8, 1.0], help="edit strengths to choose from "
+                                                                                     "(on the selection seed)")
+    g.add_argument("--clip-report", default="reports/attributes_clip.json", help="the CLIP's report (copied)")
     return p
 
 
@@ -226,6 +237,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[tuple[str, str]]]:
     args.steps = args.steps or (8 if args.quick else DEFAULT_STEPS)
     args.n_per = args.n_per or (2 if args.quick else 16)
     args.n_combos = args.n_combos or (4 if args.quick else 8)
+    args.n_sets = args.n_sets or (3 if args.quick else 12)
+    args.n_images = args.n_images or (2 if args.quick else 8)
     extra = []
     for c in args.compare:
         if "=" not in c:
@@ -327,6 +340,8 @@ def main(argv=None) -> dict:
     t0 = time.time()
     judge, card = get_judge(args)
     pipe = AttributesPipeline.from_pretrained(args.model)
+    if args.prompts:
+        return prompts_main(argv, args, pipe, judge, card)
     report = {"command": "python -m tasks.attributes.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
               "model": args.model, "model_info": _model_info(args.model),
               "settings": {k: getattr(args, k) for k in ("steps", "scheduler", "guidance", "n_per", "n_combos", "seed")},
@@ -347,6 +362,23 @@ def main(argv=None) -> dict:
     atomic_write_json(args.out, report, suffix=".json.tmp", newline=False)
     print(json.dumps({k: report[k] for k in ("classifier_accuracy", "per_attribute_accuracy_mean", "all_correct",
                                              "not_accuracy", "region_accuracy", "seconds")}, indent=2))
+    return report
+
+
+def prompts_main(argv, args, pipe, judge, card) -> dict:
+    """--prompts: the text / image / edit section alone, merged into --out."""
+    from tasks.attributes.evaluate_prompts import evaluate_prompts
+
+    sec = evaluate_prompts(pipe, judge, args)
+    sec["command"] = "python -m tasks.attributes.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+    sec["model"], sec["classifier_card"] = args.model, card
+    report = {}
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            report = json.load(f)
+    report["text_image_edit"] = sec
+    atomic_write_json(args.out, report, suffix=".json.tmp", newline=False)
+    print(json.dumps(sec["targets"], indent=1))
     return report
 
 

@@ -214,3 +214,31 @@ def test_cli_edit_and_image_bad_inputs(model_dir, tmp_path, capsys, monkeypatch)
         rc = generate.main(["--model", model_dir, "--steps", "2", "--num", "1", "--out", str(target), *args])
         err = capsys.readouterr().err
         assert rc == 2 and "error" in err and not target.exists(), (args, err)
+
+
+def test_evaluate_prompts_section_is_merged_into_the_report(tmp_path):
+    import json
+
+    from tasks.attributes import evaluate
+    from tasks.attributes.classifier import train_classifier
+
+    torch.manual_seed(0)
+    model = AttributeModel(token_dim=16, unet_config=dict(base_channels=16, channel_mult=(1, 2), layers_per_block=1,
+                                                          attention_levels=(1,), head_dim=8))
+    clip_dir = tmp_path / "clip"
+    _tiny_clip().save_pretrained(str(clip_dir / "model"), safe_serialization=True)
+    AttributesPipeline(model, {"schedule": {"kind": "cosine", "T": 50}, "task_config": {"clip": str(clip_dir)}}
+                       ).save_pretrained(str(tmp_path / "model"), card="# tiny\n")
+    train_classifier(str(tmp_path / "judge"), steps=4, n_train=32, n_eval=16, log=lambda *_: None)
+    out = tmp_path / "r.json"
+    out.write_text(json.dumps({"all_correct": {"kept": 1}}))
+    r = evaluate.main(["--prompts", "--model", str(tmp_path / "model"), "--classifier", str(tmp_path / "judge"),
+                       "--steps", "2", "--n-per", "1", "--n-sets", "2", "--n-images", "1", "--strengths", "1.0",
+                       "--clip-report", str(tmp_path / "none.json"), "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["all_correct"] == {"kept": 1} and saved == r
+    sec = saved["text_image_edit"]
+    assert set(sec["targets"]) == {"free_text_vs_named", "image_transfer", "image_and_hat", "edit_attribute",
+                                   "edit_rmse_outside_max"}
+    assert sec["edit"]["sunglasses"]["rmse_outside"] < 1e-6  # known pixels come back exactly
+    assert sec["command"].startswith("python -m tasks.attributes.evaluate --prompts")
