@@ -84,9 +84,10 @@ def main(argv=None) -> int:
         if not (shipped_path(name) / "pipeline.json").is_file():
             print(f"{name}: no shipped model at {shipped_path(name)}, skipped")
             continue
-        if name == "dance":  # a bundled synthetic song, written by the project's own synthesizer
-            from tasks.dance.synth import make_song, write_wav
-            song = make_song(seed=7, seconds=10, genre="house")
+        if name == "dance":  # a bundled procedural song played with real instrument samples (FluidSynth, GM)
+            from tasks.dance.midi import make_song_gm
+            from tasks.dance.synth import write_wav
+            song = make_song_gm(seed=7, seconds=10, genre="house")
             write_wav(os.path.join(a.out, "demo_song.wav"), song["audio"], song["sr"])
         t1 = time.time()
         rc = importlib.import_module(module).main(args(a.out))

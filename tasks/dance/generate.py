@@ -1,7 +1,7 @@
-"""Generate a dance for a music file: stick-figure MP4 (with the music) / GIF, BVH, AIST++-layout NPZ / pkl.
+"""Generate a dance for a music file: a 3-D (or stick-figure) MP4 with the music / GIF, BVH, AIST++-layout NPZ / pkl.
 
     dance-generate --music song.mp3 --out dance.mp4 [--bvh dance.bvh] [--npz dance.npz] [--pkl dance.pkl]
-                   [--gif dance.gif] [--seconds S] [--seed N] [--steps N] [--scheduler dpm++] [--guidance W]
+                   [--gif dance.gif] [--view 3d|2d] [--seconds S] [--seed N] [--steps N] [--scheduler dpm++] [--guidance W]
                    [--genre house] [--model dance]
 
 Bad input (unreadable / corrupt / silent audio, under 1 s or over 10 min, --seconds longer than the music, a wrong
@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--music", required=True, help="audio file (wav, mp3, ogg, flac; any sample rate, mono/stereo)")
-    p.add_argument("--out", default=None, help="stick-figure video: .mp4 (music muxed in) or .gif")
+    p.add_argument("--out", default=None, help="video: .mp4 (music muxed in) or .gif")
+    p.add_argument("--view", default="3d", choices=("3d", "2d"),
+                   help="video view: 3d (perspective camera, floor, capsule body, shadows; 512 px) or 2d (stick figure)")
     p.add_argument("--gif", default=None, help="also write a GIF")
     p.add_argument("--bvh", default=None, help="BVH file (Blender-importable)")
     p.add_argument("--npz", default=None, help="AIST++-layout arrays (smpl_poses, smpl_trans, smpl_scaling, motion, …)")
@@ -50,7 +52,7 @@ def _main(args) -> int:
     res = pipe(args.music, args.seconds, seed=args.seed, genre=None if args.genre is None else GENRES.index(args.genre),
                progress=progress_bar(PROG))
     t1 = time.time()
-    written = pipe.save(res, **paths)
+    written = pipe.save(res, **paths, view=args.view)
     n = len(res["motion"])
     print(f"{n} frames ({n / 30:.1f} s) generated in {t1 - t0:.1f} s; wrote {', '.join(written)}")
     return 0

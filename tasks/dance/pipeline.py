@@ -247,10 +247,11 @@ class DancePipeline(GenPipeline):
     # -- files ---------------------------------------------------------------------------------------------------------
     @staticmethod
     def save(res: dict, out: str | None = None, *, gif: str | None = None, bvh: str | None = None,
-             npz: str | None = None, pkl: str | None = None) -> list[str]:
-        """Write the requested outputs (MP4/GIF stick figure with the music, BVH, AIST++-layout NPZ / pkl).
-        All-or-nothing: everything is written to temp files next to the targets and renamed at the end."""
-        return save_outputs(res, out=out, gif=gif, bvh=bvh, npz=npz, pkl=pkl)
+             npz: str | None = None, pkl: str | None = None, view: str = "3d") -> list[str]:
+        """Write the requested outputs (MP4 with the music / GIF: the 3-D view, or with view="2d" the stick figure;
+        BVH, AIST++-layout NPZ / pkl). All-or-nothing: everything is written to temp files next to the targets and
+        renamed at the end."""
+        return save_outputs(res, out=out, gif=gif, bvh=bvh, npz=npz, pkl=pkl, view=view)
 
 
 def motion_to_outputs(motion: np.ndarray) -> dict:
@@ -277,17 +278,25 @@ def check_output_paths(**paths) -> dict:
     return out
 
 
-def save_outputs(res: dict, **paths) -> list[str]:
-    from .bvh import write_bvh
-    from .render import render_stick_video, save_npz, save_pkl
+VIEWS = ("3d", "2d")
 
+
+def save_outputs(res: dict, view: str = "3d", **paths) -> list[str]:
+    from .bvh import write_bvh
+    from .render import render_3d_video, render_stick_video, save_npz, save_pkl
+
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
     paths = check_output_paths(**paths)
     with contextlib.ExitStack() as stack:  # every file to its temp first; all renamed only if all were written
         for kind, p in paths.items():
             tmp = stack.enter_context(atomic_path(p, suffix=os.path.splitext(p)[1], prefix=".tmp_"))
             if kind in ("out", "gif"):
                 audio = res.get("source") if p.lower().endswith(".mp4") else None
-                render_stick_video(res["joints"], tmp, fps=FPS, audio=audio)
+                if view == "3d":
+                    render_3d_video(res["joints"], tmp, fps=FPS, audio=audio, contacts=res.get("contacts"))
+                else:
+                    render_stick_video(res["joints"], tmp, fps=FPS, audio=audio)
             elif kind == "bvh":
                 write_bvh(tmp, res["root_pos"], res["rotations"], fps=FPS)
             elif kind == "npz":

@@ -1,7 +1,9 @@
-"""Stick-figure videos (MP4 with music / GIF) and AIST++-layout exports. All outputs are atomic.
+"""Dance videos (MP4 with music / GIF) and AIST++-layout exports. All outputs are atomic.
 
-MP4: frames drawn with PIL (front view left, side view right, orthographic), written by imageio (ffmpeg plugin),
-then the audio is muxed in as AAC with the ffmpeg binary from ``imageio_ffmpeg.get_ffmpeg_exe()``.
+Two views: `render_3d_video` (tasks/dance/render3d.py: perspective camera, floor grid, capsule body, shadows, contact
+marks; 512 px) and `render_stick_video` (front view left, side view right, orthographic stick figure; 256 px). Frames
+are drawn with PIL, written by imageio (ffmpeg plugin), then the audio is muxed in as AAC with the ffmpeg binary from
+``imageio_ffmpeg.get_ffmpeg_exe()``.
 """
 from __future__ import annotations
 
@@ -55,24 +57,51 @@ def _frames(joints: np.ndarray, size: int = 256) -> list:
     return frames
 
 
+def _check_video_args(path, joints, who: str) -> tuple[str, str, np.ndarray]:
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in VIDEO_EXTS:
+        raise ValueError(f"{who}: unsupported extension {ext!r}; accepted {VIDEO_EXTS}")
+    j = np.asarray(joints)
+    if j.ndim != 3 or j.shape[1:] != (24, 3) or len(j) < 1:
+        raise ValueError(f"{who}: joints must be (T, 24, 3), got {j.shape}")
+    return path, ext, j
+
+
 def render_stick_video(joints, path, fps: int = 30, audio=None, size: int = 256) -> str:
     """joints (T, 24, 3) -> ``path`` (.mp4 or .gif). ``audio``: None, a wav path, or (samples (N,), sr).
     Audio is muxed as AAC into MP4 (ignored for GIF). Returns ``path``; on error no file is left behind."""
+    path, ext, j = _check_video_args(path, joints, "render_stick_video")
+    return write_video(_frames(j, size), path, fps, audio)
+
+
+def render_3d_video(joints, path, fps: int = 30, audio=None, contacts=None, size: int = 512) -> str:
+    """The 3-D view (`tasks.dance.render3d`: perspective camera, floor grid, capsule body, shadows, contact marks) of
+    joints (T, 24, 3) -> ``path`` (.mp4 with the music muxed, or .gif at half the frame rate). Atomic like
+    `render_stick_video`."""
+    from .render3d import iter_frames_3d
+
+    path, ext, j = _check_video_args(path, joints, "render_3d_video")
+    frames = iter_frames_3d(j, contacts, size)
+    if ext == ".gif":  # every other frame: a 30-s GIF at 512 px stays a few tens of MB
+        return write_video((f for i, f in enumerate(frames) if i % 2 == 0), path, fps / 2, None)
+    return write_video(frames, path, fps, audio)
+
+
+def write_video(frames, path, fps: float = 30, audio=None) -> str:
+    """Frames (an iterable of (H, W, 3) uint8; each is consumed before the next is asked for) -> ``path`` (.mp4 /
+    .gif), audio muxed into MP4 as AAC. Atomic: on error no file is left behind."""
     import imageio.v2 as imageio
 
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
-    if ext not in VIDEO_EXTS:
-        raise ValueError(f"render_stick_video: unsupported extension {ext!r}; accepted {VIDEO_EXTS}")
-    j = np.asarray(joints)
-    if j.ndim != 3 or j.shape[1:] != (24, 3) or len(j) < 1:
-        raise ValueError(f"render_stick_video: joints must be (T, 24, 3), got {j.shape}")
-    frames = _frames(j, size)
     scratch = []  # intermediate files (silent video, wav), always removed
     try:
         with atomic_path(path, suffix=ext) as final:
             if ext == ".gif":
-                imageio.mimsave(final, frames, format="GIF", duration=1000.0 / fps, loop=0)
+                with imageio.get_writer(final, format="GIF", duration=1000.0 / fps, loop=0) as w:
+                    for f in frames:
+                        w.append_data(f)
                 return path
             video = final if audio is None else _tmp_path(path, ".mp4")  # with audio: silent video, then mux
             if video != final:
