@@ -94,14 +94,15 @@ A classifier-free-guided DDPM over 5 s windows (150 frames at 30 FPS) of the 151
 
 - Architecture: `gen.unet.ConditionalUNet(dims=1)` wrapped by `tasks.dance.model.DanceModel`: {unet}
 - Initialisation: {init}
-- Data: {num_songs} synthetic songs × {seconds:g} s from `tasks.dance.synth` (procedural music + beat-aligned
-  choreography; no real dance data), windows with stride {stride}.
+- Data: {num_songs} synthetic songs × {seconds:g} s of world {world} (v1: `tasks.dance.synth`, numpy music + key
+  poses on the beats; v2: `tasks.dance.choreo`, procedural MIDI rendered by FluidSynth with a GM soundfont or the numpy
+  synth, danced with a step vocabulary: travel, turns, hops, planted feet; no real dance data), stride {stride}.
 - Training: {steps} steps, batch {batch}, lr {lr:g}, EMA {ema}, diffusion {schedule} T={T} ({pred}); condition
   dropout music {md}, genre {gd}. Final training loss {loss}.
 - Use: `dance-generate --music song.mp3 --out dance.mp4 --model <this folder>`; evaluation with
   `python -m tasks.dance.evaluate --model <this folder> --out report.json`.
-- Limitations: trained on synthetic choreography only (four genres, in-place dancing, simple beat-locked key poses);
-  it will not produce AIST++-like travelling or floor work. Motion is at SMPL's neutral skeleton.
+- Limitations: trained on procedural choreography only (no mocap): no floor work, acrobatics or partner dancing;
+  style labels are four coarse classes. Motion is at SMPL's neutral skeleton.
 """
 
 
@@ -116,6 +117,7 @@ def export(cfg: dict, summary: dict) -> str:
     unet = {k: m[k] for k in ("base_channels", "channel_mult", "layers_per_block", "attention_levels")}
     body = MODEL_CARD.format(genres=", ".join(GENRES), unet=unet, init=m["init_from"] or "from scratch",
                              num_songs=d["num_songs"], seconds=d["seconds"], stride=d["stride"], steps=summary["step"],
+                             world=d.get("world", "v1"),
                              batch=t["batch_size"], lr=t["lr"], ema=t["ema_decay"], schedule=dc["schedule"], T=dc["T"],
                              pred=dc["prediction_type"], md=d["music_dropout"], gd=d["genre_dropout"],
                              loss=f"{summary['loss']:.4f}")
