@@ -145,3 +145,20 @@ def test_measures_on_known_motion():
     moving = j.copy()
     moving[:, 20, 0] += np.cumsum(0.02 * music[:, 1])  # the hand moves only in the loud seconds
     assert M.energy_loudness_corr(moving, music) > 0.9
+
+
+def test_evaluate_measures_the_other_songs_dance():
+    from tasks.dance.audio import audio_features
+    from tasks.dance.evaluate import measure_set
+    from tasks.dance.synth import make_song
+
+    songs = [make_song(s, 8.0, genre=g) for s, g in ((1, "house"), (2, "rock"))]
+    clips = [dict(name=f"s{i}", music=audio_features(s["audio"], s["sr"])) for i, s in enumerate(songs)]
+    dances = [make_dance_v2(s, 0)["joints"] for s in songs]
+    r = measure_set(dances, clips)
+    assert set(r["per_clip"]) == {"s0", "s1"}
+    beats0 = clips[0]["music"][:, -1] > 0.5
+    assert r["per_clip"]["s0"]["bas_other_song"] == pytest.approx(
+        M.bas_fact(dances[1][:len(dances[0])], np.flatnonzero(beats0)))
+    assert r["bas_fact"] == pytest.approx(np.mean([r["per_clip"][k]["bas_fact"] for k in ("s0", "s1")]))
+    assert r["bas_fact"] > r["bas_other_song"]  # the ground-truth dances follow their own music
