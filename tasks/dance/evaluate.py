@@ -168,12 +168,29 @@ def evaluate(model: str, previous: str | None, num_synth: int, seed: int = 0, co
     if cli_timing:
         report["model"] |= time_cli(model, real[0]["audio"])
         report["targets"]["thirty_s_to_mp4_bvh_in_10s"] = report["model"]["cli_seconds_30s_to_mp4_bvh"] <= 10.0
+    report = {"summary": summary(report), "targets": report.pop("targets")} | report
     report["settings"] = dict(
         num_synthetic=num_synth, seconds=SECONDS, seed=seed, heldout_seeds=list(HELDOUT_SEEDS[:num_synth]),
         real_clips=[dict(name=c["name"], package=c["package"], file=c["file"], start=c["start"]) for c in real],
         sampling={**dict(steps=pipe.steps, scheduler=pipe.scheduler, guidance=pipe.guidance), **sample_kw},
         torch_threads=torch.get_num_threads(), total_seconds=time.time() - t_start)
     return report
+
+
+def summary(report: dict) -> dict:
+    """The headline numbers (means over clips) of every model and the ground truth, without the per-clip rows."""
+    keep = MEASURES + ("bas_bailando", "fid_k", "fid_g")
+    out = {}
+    for name, r in report.items():
+        if not isinstance(r, dict) or "real" not in r:
+            continue
+        out[name] = {k: {m: r[k][m] for m in keep if m in r[k]} for k in ("real", "synthetic", "synthetic_network_raw")}
+        out[name]["silence_probe_stillness_ratio"] = r["silence_probe"]["stillness_ratio"]
+        if "cli_seconds_30s_to_mp4_bvh" in r:
+            out[name]["cli_seconds_30s_to_mp4_bvh"] = r["cli_seconds_30s_to_mp4_bvh"]
+    out["ground_truth_synthetic"] = {m: report["ground_truth_synthetic"][m] for m in keep
+                                     if m in report["ground_truth_synthetic"]}
+    return out
 
 
 def _line(name: str, r: dict) -> str:
