@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Install the calligraphy task's external data: Debian font packages and the
-# pinned hanzi-writer-data npm package (stroke medians).
+# Install the calligraphy task's external data: Debian font packages, the
+# pinned hanzi-writer-data npm package (stroke medians) and the pinned
+# @fontsource CJK font packages (merged into one TTF each under data/cache/fonts/).
+# Reserved, never installed here: fonts-kiloji, fonts-seto, fonts-reggae, fonts-dejima-mincho.
 #
 # Idempotent and safe to re-run; a quick no-op when everything is present.
 # Run as root from the repository root:  bash data/calligraphy/setup.sh
@@ -21,6 +23,31 @@ FONT_PKGS=(
   fonts-aoyagi-soseki
   fonts-kouzan-mouhitsu
   fonts-noto-cjk
+  fonts-arphic-uming
+  fonts-arphic-bkai00mp
+  fonts-arphic-bsmi00lp
+  fonts-arphic-gbsn00lp
+  fonts-cwtex-ming
+  fonts-cwtex-fs
+  fonts-cwtex-heib
+  fonts-cwtex-yen
+  fonts-cns11643-sung
+  fonts-ipafont-mincho
+  fonts-ipafont-gothic
+  fonts-hanazono
+  fonts-horai-umefont
+  fonts-sawarabi-mincho
+  fonts-sawarabi-gothic
+  fonts-motoya-l-cedar
+  fonts-motoya-l-maruberi
+  fonts-oradano-mincho-gsrr
+  fonts-babelstone-han
+  fonts-wqy-zenhei
+  fonts-wqy-microhei
+  fonts-smiley-sans
+  fonts-morisawa-bizud-gothic
+  fonts-morisawa-bizud-mincho
+  fonts-dotgothic16
 )
 
 log() { echo "[calligraphy-setup] $*"; }
@@ -55,3 +82,8 @@ else
   n=$(find "$HWD_DIR" -maxdepth 1 -name '*.json' ! -name package.json | wc -l)
   log "hanzi-writer-data@${HWD_VERSION}: ${n} character files in ${HWD_DIR}"
 fi
+
+# --- @fontsource CJK fonts (npm, pinned in tasks/calligraphy/fontsource.py) ---
+PY="${ROOT}/.venv/bin/python"
+[ -x "$PY" ] || PY="python3"
+(cd "$ROOT" && "$PY" -m tasks.calligraphy.fontsource)

@@ -42,7 +42,7 @@ HANZI_WRITER_DIR = REPO_ROOT / "data" / "cache" / "hanzi-writer-data"
 DEFAULT_CACHE_DIR = REPO_ROOT / "data" / "cache" / "calligraphy"
 
 # Bump when rendering/validation changes so stale caches are not reused.
-DATASET_VERSION = 2
+DATASET_VERSION = 3
 
 # build_dataset: characters per work item, and the job size (glyphs) from
 # which a process pool is used.
@@ -50,8 +50,8 @@ RENDER_CHUNK = 1000
 PARALLEL_MIN_GLYPHS = 4000
 
 # Glyph status codes (stored in the dataset next to the validity mask).
-OK, NO_CMAP, BLANK, NOTDEF, BOX = 0, 1, 2, 3, 4
-STATUS_NAMES = {OK: "ok", NO_CMAP: "no_cmap", BLANK: "blank", NOTDEF: "notdef", BOX: "box"}
+OK, NO_CMAP, BLANK, NOTDEF, BOX, JA_FORM = 0, 1, 2, 3, 4, 5
+STATUS_NAMES = {OK: "ok", NO_CMAP: "no_cmap", BLANK: "blank", NOTDEF: "notdef", BOX: "box", JA_FORM: "not_jis"}
 
 # Code points that no CJK font maps: rendering one shows the font's .notdef.
 NOTDEF_PROBES = ("\ue000", "\U0010fffd")
@@ -62,6 +62,8 @@ __all__ = [
     "STATUS_NAMES",
     "hanzi_writer_dir",
     "load_characters",
+    "common_characters",
+    "is_jis_kanji",
     "has_strokes",
     "load_strokes",
     "default_margin",
@@ -101,6 +103,35 @@ def _characters_in(directory: str) -> tuple[str, ...]:
         if name.endswith(".json") and len(name) == 6:  # "<one char>.json"
             chars.append(name[0])
     return tuple(sorted(chars))
+
+
+def is_jis_kanji(char: str) -> bool:
+    """Whether a character is a kanji of JIS X 0208 (rows 16-84): the code points a Japanese font ("ja" forms) is
+    used for. Outside them a Japanese font draws a Chinese code point in a form of its own making, or none."""
+    try:
+        b = char.encode("euc_jp")
+    except UnicodeEncodeError:
+        return False
+    return len(b) == 2 and b[0] >= 0xB0
+
+
+def _encodes(char: str, codec: str) -> bytes | None:
+    try:
+        return char.encode(codec)
+    except UnicodeEncodeError:
+        return None
+
+
+def common_characters() -> list[str]:
+    """The common-character universe (sorted): hanzi-writer characters in GB 2312 level 1 (3,755 frequent simplified)
+    or Big5 level 1 (5,401 frequent traditional): 6,426 characters, shared by simplified and traditional fonts."""
+    out = []
+    for c in load_characters():
+        gb, b5 = _encodes(c, "gb2312"), _encodes(c, "big5")
+        if (gb is not None and len(gb) == 2 and 0xB0 <= gb[0] < 0xD8) or (
+                b5 is not None and len(b5) == 2 and 0xA440 <= int.from_bytes(b5, "big") < 0xC67F):
+            out.append(c)
+    return out
 
 
 def load_characters() -> list[str]:
@@ -384,7 +415,7 @@ class GlyphData:
 
 def _render_chunk(args) -> tuple[np.ndarray, np.ndarray]:
     """Worker: render chars in one font; returns (uint8 images, status codes)."""
-    path, idx, chars, size, margin = args
+    path, idx, chars, size, margin, forms = args
     px = _render_px(size)
     cmap = _cmap(path, idx)
     imgs = np.zeros((len(chars), size, size), np.uint8)
@@ -392,6 +423,9 @@ def _render_chunk(args) -> tuple[np.ndarray, np.ndarray]:
     for i, c in enumerate(chars):
         if ord(c) not in cmap:
             status[i] = NO_CMAP
+            continue
+        if forms == "ja" and not is_jis_kanji(c):
+            status[i] = JA_FORM
             continue
         crop = _render_raw(c, path, idx, px)
         st = _status_of_crop(crop, path, idx, px)
@@ -456,6 +490,7 @@ def build_dataset(
 
     fonts = [(s.name, s.font_path, s.face_index) for s in style_objs]
     fonts.append((CONTENT_STYLE.name, CONTENT_STYLE.font_path, CONTENT_STYLE.face_index))
+    forms = [s.forms for s in style_objs] + [CONTENT_STYLE.forms]
     key = _cache_key(fonts, chars, size, margin)
     path = None
     if cache_dir is not None:
@@ -484,9 +519,9 @@ def build_dataset(
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     chunk = max(1, int(RENDER_CHUNK))
     tasks = []
-    for _, p, idx in fonts:
+    for (_, p, idx), fm in zip(fonts, forms):
         for i in range(0, max(1, len(chars)), chunk):
-            tasks.append((p, idx, chars[i : i + chunk], size, margin))
+            tasks.append((p, idx, chars[i : i + chunk], size, margin, fm))
     if workers > 1 and n_jobs >= PARALLEL_MIN_GLYPHS:
         try:
             ctx = mp.get_context("fork")
@@ -601,6 +636,10 @@ class GlyphDataset(_TorchDataset):
         if split not in ("train", "heldout", "all"):
             raise ValueError(f"split must be 'train', 'heldout' or 'all', not {split!r}")
         if data is None:
+            if styles is None:  # the nine classic styles (what this dataset always gave; the backbone trains on it)
+                from .styles import CLASSIC_STYLES
+
+                styles = [s for s in CLASSIC_STYLES if get_style(s).available]
             data = build_dataset(styles, chars, size=size, cache_dir=cache_dir)
         self.data = data
         self.styles = list(data.styles)

@@ -4,6 +4,8 @@
     calligraphy-generate --text 永和九年 --style "0.7*gyosho+0.3*ukai" --out mix.png --layout horizontal
     calligraphy-generate --text 永和九年 --reference a.png b.png c.png d.png --out few.png   # a style given by examples
     calligraphy-generate --text 永和九年 --style-prompt "bold running brush script" --out text.png
+    calligraphy-generate --text 永和九年 --style gyosho --out work.svg             # a vector work (traced outlines)
+    calligraphy-generate --text 永和九年 --style gyosho --out big.png --cell 256    # PNG rendered from the outlines
 
 Vertical columns read right to left by default. Bad input (empty text, more than MAX_CHARS characters, characters the
 content font cannot draw, an unknown style, an unreadable reference image) is a clear error and writes no file.
@@ -30,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", nargs="+", default=None, metavar="IMG",
                    help="k ≥ 1 reference glyph images giving the style by example (instead of --style)")
     p.add_argument("--style-prompt", default=None, help="a text description of the style (instead of --style)")
-    p.add_argument("--out", required=True, help="output image (.png, .jpg, .webp, .bmp)")
+    p.add_argument("--out", required=True, help="output work: an image (.png, .jpg, .webp, .bmp) rendered from the "
+                   "traced outlines at --cell px per character, or a vector work (.svg)")
     p.add_argument("--video", default=None, help="also write the writing video (.gif or .mp4)")
     p.add_argument("--layout", default="vertical", choices=["vertical", "horizontal"],
                    help="vertical: columns top to bottom, read right to left; horizontal: rows left to right")

@@ -102,7 +102,11 @@ class CalligraphyModel(ModelMixin, ConfigMixin):
                 raise ValueError(f"style_id must be in [0, {n}) where style_source is 0")
             v = torch.where((src == SOURCE_ID)[:, None], self.style_table(ids.clamp(0, n - 1)), v)
         if (src == SOURCE_REFS).any():
-            v = torch.where((src == SOURCE_REFS)[:, None], self.style_encoder(cond["refs"], cond.get("refs_mask")), v)
+            sel = src == SOURCE_REFS                                          # encode only the rows that use refs
+            mask = cond.get("refs_mask")
+            enc = self.style_encoder(cond["refs"][sel], None if mask is None else mask[sel])
+            v = v.clone()
+            v[sel] = enc.to(v.dtype)
         if (src == SOURCE_TEXT).any():
             v = torch.where((src == SOURCE_TEXT)[:, None], self.text_proj(cond["text_emb"].to(self.dtype)), v)
         return self.style_null(v, cond.get(keep_key("style")))

