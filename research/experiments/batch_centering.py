@@ -25,7 +25,7 @@ import torch
 from gen.schedule import DataCentering
 
 from .common import (FD_LABEL, GUIDANCE, BatchCentering, Context, compare, fd_floor, fit, fmt_ms, get_judge,
-                     load_digits_split, make_model, make_schedule, mean_sd, md_table, quality, sample_classes,
+                     load_digits_split, make_model, make_schedule, md_table, quality, sample_classes,
                      save_figure, write_readme)
 
 MODES = ("raw", "global", "class", "batch")

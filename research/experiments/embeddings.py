@@ -160,9 +160,11 @@ def _readme(ctx, r):
                                              "less often than real ones."))
     ratio = float(np.mean(m) / np.mean(m_ref))
     lines.append(f"* Class means: mean RMSE real vs generated {np.mean(m):.3f}, real vs real {np.mean(m_ref):.3f} "
-                 f"({ratio:.1f}×): " + ("the generated class means are as close to the real ones as a second real "
-                                       "sample's are." if ratio <= 1.5 else "the generated class means differ from "
-                                       "the real ones more than sampling variation explains."))
+                 f"({ratio:.1f}×; criterion 1.5×, one draw of each set): " + (
+                     "the generated class means are as close to the real ones as a second real sample's are."
+                     if ratio <= 1.5 else "the generated class means differ from the real ones by more than a "
+                     "second real sample's do (guidance w = 2 moves samples towards typical class members; not "
+                     "isolated here)."))
     lines.append("* t-SNE/UMAP layouts are not metric (cluster sizes and distances between clusters carry no "
                  "meaning); the numbers above are computed in the original spaces, the plots only illustrate them.")
     write_readme(ctx, "Experiment 5 — embeddings of real vs generated digits", "Do generated samples land in the "

@@ -37,9 +37,9 @@ import torch
 
 from gen.sampling import ddpm_step, make_timesteps
 
-from .common import (FD_LABEL, GUIDANCE, Context, fd_floor, fmt_ms, get_judge, guided_x0, image_grid,
+from .common import (FD_LABEL, GUIDANCE, Context, compare, fd_floor, fmt_ms, get_judge, guided_x0, image_grid,
                      load_digits_split, mean_sd, md_table, nearest_train, per_class, quality, save_figure, shared_model,
-                     within_class_spread, write_readme, compare)
+                     within_class_spread, write_readme)
 
 CHOICES = ("model", "random_train", "random_train_class", "nearest_train", "posterior_mean", "posterior_mean_class")
 FULL = dict(per_class=50, steps=50, seeds=3)
