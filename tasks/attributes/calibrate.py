@@ -4,7 +4,8 @@
 
 Some attributes need more guidance than others (at W = 6 the small smile is the weak one, mostly next to other
 attributes). For every attribute a, the single-attribute prompts "a" and "a = off" and `--n-combos` random
-3-attribute prompts containing a (never a held-out combination) are sampled (`--n-per` images each, seed `--seed`,
+3-attribute prompts containing a (never a held-out combination, never one of the evaluation's own 3-attribute
+prompts) are sampled (`--n-per` images each, seed `--seed`,
 default 1: the evaluation samples with seed 0) and judged by the attribute classifier (tasks.attributes.classifier);
 a's score is the smaller of its single-prompt accuracy and how often it is present in the combinations. An attribute
 scoring below `--target` is tried again at the next scale of `--grid`, until it reaches the target (the first scale
@@ -32,7 +33,7 @@ import torch
 from gen.io import atomic_write_json
 from gen.pipeline import PIPELINE_FILE, read_json
 from tasks.attributes.classifier import load_classifier
-from tasks.attributes.evaluate import generate, judge_all_correct
+from tasks.attributes.evaluate import evaluation_triples, generate, judge_all_correct
 from tasks.attributes.faces import ATTRIBUTES, is_heldout
 from tasks.attributes.pipeline import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAULT_STEPS, AttributesPipeline
 
@@ -43,9 +44,15 @@ def accuracy(pipe: AttributesPipeline, judge, names: list[str], args) -> dict[st
     that contain it (never a held-out combination), n_per images each; "score", the smaller of the two (an attribute
     can be right alone and get lost next to others, which is where the smile failed)."""
     prompts, expects, spans = [], [], {}
+    # never the evaluation's own 3-attribute prompts (evaluate.evaluation_triples at its seed, 0), so the scales are
+    # chosen on prompts and seeds disjoint from the evaluation's
+    avoid = evaluation_triples(getattr(args, "eval_seed", 0), getattr(args, "eval_n_combos", 8))
+    if args.seed == getattr(args, "eval_seed", 0):
+        raise ValueError(f"--seed {args.seed} is the evaluation's sampling seed; calibrate on another one")
     for a in names:
         rng = random.Random(args.seed * 1000 + ATTRIBUTES.index(a))
-        pool = [c for c in itertools.combinations(ATTRIBUTES, 3) if a in c and not is_heldout(c)]
+        pool = [c for c in itertools.combinations(ATTRIBUTES, 3) if a in c and not is_heldout(c)
+                and tuple(sorted(c)) not in avoid]
         combos = rng.sample(pool, min(args.n_combos, len(pool)))
         spans[a] = (len(prompts), len(prompts) + 2 + len(combos))
         prompts += [[(a, True, None)], [(a, False, None)]] + [[(x, True, None) for x in c] for c in combos]

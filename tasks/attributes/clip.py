@@ -96,14 +96,42 @@ class Tokenizer:
         return out
 
 
+class TokenProbe(nn.Module):
+    """Per attribute, `heads` learned queries attend over the text tower's token features (padding masked), and a small
+    MLP of the pooled features gives off / on / not named: (B, L, W) → (B, K, 3)."""
+
+    def __init__(self, width: int, k: int, heads: int = 2, hidden: int = 64):
+        super().__init__()
+        self.k, self.heads = k, heads
+        self.query = nn.Parameter(torch.randn(k * heads, width) * width ** -0.5)
+        self.norm = nn.LayerNorm(width)
+        self.w1 = nn.Parameter(torch.randn(k, heads * width, hidden) * (heads * width) ** -0.5)
+        self.b1 = nn.Parameter(torch.zeros(k, hidden))
+        self.w2 = nn.Parameter(torch.randn(k, hidden, 3) * hidden ** -0.5)
+        self.b2 = nn.Parameter(torch.zeros(k, 3))
+
+    def forward(self, feats: Tensor, keep: Tensor) -> Tensor:
+        x = self.norm(feats)                                                   # (B, L, W)
+        att = torch.einsum("blw,qw->bql", x, self.query) / x.shape[-1] ** 0.5  # (B, K·H, L)
+        att = att.masked_fill(~keep[:, None, :], float("-inf")).softmax(-1)
+        pooled = torch.einsum("bql,blw->bqw", att, x).reshape(len(x), self.k, -1)  # (B, K, H·W)
+        h = F.gelu(torch.einsum("bkd,kdh->bkh", pooled, self.w1) + self.b1)
+        return torch.einsum("bkh,khc->bkc", h, self.w2) + self.b2               # (B, K, 3)
+
+
+PROBE_PREFIXES = ("text_probe.", "image_probe.", "token_probe.")  # fitted after training (clip_export)
+
+
 class AttributeCLIP(ModelMixin, ConfigMixin):
     """open_clip.CLIP (ViT image tower, causal text transformer) + the two attribute probes."""
 
     @register_to_config
     def __init__(self, vocab: Sequence[int] = (), attributes: Sequence[str] = ATTRIBUTES, embed_dim: int = 128,
                  image_size: int = 32, context_length: int = 40, vision: Mapping | None = None,
-                 text: Mapping | None = None):
+                 text: Mapping | None = None, text_reader: str = "pooled"):
         super().__init__()
+        if text_reader not in ("pooled", "tokens"):
+            raise ValueError(f"text_reader must be 'pooled' or 'tokens', got {text_reader!r}")
         from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
         self.attributes = tuple(attributes)
@@ -114,6 +142,7 @@ class AttributeCLIP(ModelMixin, ConfigMixin):
         k = len(self.attributes)
         self.text_probe = nn.Sequential(nn.Linear(embed_dim, 256), nn.GELU(), nn.Linear(256, 3 * k))  # (E → K×3)
         self.image_probe = nn.Linear(embed_dim, k)  # (E → K) logits of "present"
+        self.token_probe = TokenProbe(tcfg.width, k)  # token features → (K, 3)
 
     def encode_image(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) in [-1, 1] → (B, E) unit vectors."""
@@ -129,9 +158,22 @@ class AttributeCLIP(ModelMixin, ConfigMixin):
         """→ (image features, text features, logit scale): the inputs of open_clip.ClipLoss."""
         return self.encode_image(images), self.encode_text(tokens), self.clip.logit_scale.exp()
 
+    def text_tokens(self, tokens: Tensor) -> Tensor:
+        """(B, L) ids → (B, L, W) the text tower's final token features (open_clip's encode_text before pooling)."""
+        c = self.clip
+        x = c.token_embedding(tokens) + c.positional_embedding
+        return c.ln_final(c.transformer(x, attn_mask=c.attn_mask))
+
     def text_states(self, text_features: Tensor) -> Tensor:
-        """(B, E) → (B, K, 3) probabilities of off / on / not named."""
+        """(B, E) → (B, K, 3) probabilities of off / on / not named (the pooled-embedding probe)."""
         return self.text_probe(text_features).view(len(text_features), len(self.attributes), 3).softmax(-1)
+
+    def read_text_states(self, tokens: Tensor) -> Tensor:
+        """(B, L) ids → (B, K, 3) probabilities of off / on / not named with the configured reader: "pooled" (the
+        probe on the joint embedding) or "tokens" (the attention probe on the text tower's token features)."""
+        if self.config.text_reader == "tokens":
+            return self.token_probe(self.text_tokens(tokens), tokens != PAD).softmax(-1)
+        return self.text_states(self.encode_text(tokens))
 
     def image_present(self, image_features: Tensor) -> Tensor:
         """(B, E) → (B, K) probabilities that each attribute is shown."""
@@ -158,6 +200,25 @@ def load_clip(name_or_path: str = "attributes_clip", dtype: torch.dtype = torch.
                          "shipped checkpoints/attributes_clip made by tasks.attributes.clip_export)")
     model = AttributeCLIP.from_pretrained(path, use_safetensors=True, torch_dtype=torch.float32).to(dtype).eval()
     return model, tokenizer_for(model)
+
+
+def load_towers(path: str) -> "AttributeCLIP":
+    """A training checkpoint's model folder → AttributeCLIP in float32, probes freshly initialised where the folder
+    lacks them (checkpoints hold the towers; probes are fitted afterwards). Safetensors only."""
+    import json
+
+    from safetensors.torch import load_file
+
+    with open(os.path.join(path, "config.json")) as f:
+        cfg = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
+    torch.manual_seed(0)
+    model = AttributeCLIP(**cfg)
+    state = load_file(os.path.join(path, "diffusion_pytorch_model.safetensors"))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    bad = [k for k in missing if not k.startswith(PROBE_PREFIXES)] + list(unexpected)
+    if bad:
+        raise ValueError(f"{path}: weights do not match the model (first: {bad[:3]})")
+    return model.float()
 
 
 @dataclass
@@ -190,7 +251,7 @@ def decode_texts(model: AttributeCLIP, tok: Tokenizer, texts: Sequence[str], thr
     """Texts → what each names: per attribute the most probable of off / on / not named under the text probe; a
     value is kept when its probability is ≥ threshold (else the attribute counts as not named)."""
     texts = [check_text(t) for t in texts]
-    p = model.text_states(model.encode_text(tok(texts).to(model.device))).float().cpu()  # (N, K, 3)
+    p = model.read_text_states(tok(texts).to(model.device)).float().cpu()  # (N, K, 3)
     out = []
     for t, row in zip(texts, p):
         spec, conf = {}, {}

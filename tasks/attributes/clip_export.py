@@ -83,7 +83,36 @@ def fit(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, step
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return float(loss)
+    return float(loss.detach())
+
+
+def fit_token_probe(model, tokens: torch.Tensor, y: torch.Tensor, steps: int, lr: float = 3e-3, seed: int = 0,
+                    batch: int = 256) -> float:
+    """The attention probe on frozen token features (the text tower runs per batch, without gradients)."""
+    g = torch.Generator().manual_seed(seed)
+    probe = model.token_probe
+    opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=1e-4)
+    loss = torch.tensor(float("nan"))
+    for _ in range(steps):
+        idx = torch.randint(0, len(tokens), (batch,), generator=g)
+        t = tokens[idx]
+        with torch.no_grad():
+            feats = model.text_tokens(t)
+        loss = F.cross_entropy(probe(feats, t != 0).reshape(-1, 3), y[idx].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
+
+
+def validation_reading(model, tok, attributes, n: int = 300) -> dict:
+    from tasks.attributes.captions import spec_caption
+    from tasks.attributes.clip import decode_texts
+
+    rng = np.random.default_rng(999)
+    specs = [_random_spec(rng, attributes) for _ in range(n)]
+    texts = [spec_caption(s, 90_000 + i, "train") for i, s in enumerate(specs)]
+    return _decode_scores([u.spec for u in decode_texts(model, tok, texts)], specs, attributes)
 
 
 def _faces(split: str, n: int, seed: int, size: int):
@@ -122,7 +151,14 @@ def measure(model, tok, cfg: dict, n_eval: int = 600) -> dict:
         texts = [spec_caption(s, 10_000 + i, phrasing, typo_p=0.0) for i, s in enumerate(specs)]
         probe = [u.spec for u in decode_texts(model, tok, texts)]
         proto = prototype_decode(model, tok, texts, bank)
+        chosen = model.config.text_reader
+        other = "pooled" if chosen == "tokens" else "tokens"
+        model.register_to_config(text_reader=other)
+        alt = [u.spec for u in decode_texts(model, tok, texts)]
+        model.register_to_config(text_reader=chosen)
         out[f"text_decode_{phrasing}_phrasings"] = {"probe": _decode_scores(probe, specs, attributes),
+                                                    "reader": chosen,
+                                                    f"probe_{other}_reader": _decode_scores(alt, specs, attributes),
                                                     "prototype": _decode_scores(proto, specs, attributes),
                                                     "examples": [[t, p] for t, p in zip(texts[:6], probe[:6])]}
     typo = [spec_caption(s, 20_000 + i, "train", typo_p=1.0) for i, s in enumerate(specs[:300])]
@@ -178,7 +214,7 @@ def card(report: dict, run_cfg: dict, train_state: dict, command: str) -> str:
 
 def main(argv=None) -> dict:
     from gen.train import find_resumable
-    from tasks.attributes.clip import AttributeCLIP, tokenizer_for
+    from tasks.attributes.clip import load_towers, tokenizer_for
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run", help="CLIP run folder (tasks/attributes/train_clip.py)")
@@ -194,7 +230,7 @@ def main(argv=None) -> dict:
     ck, skipped = find_resumable(args.run, need_ema=False)
     if ck is None:
         raise SystemExit(f"no loadable checkpoint in {args.run}" + "".join(f"; {a}: {b}" for a, b in skipped))
-    model = AttributeCLIP.from_pretrained(os.path.join(ck["path"], "model"), use_safetensors=True).float().eval()
+    model = load_towers(os.path.join(ck["path"], "model")).eval()
     tok = tokenizer_for(model)
     import yaml
 
@@ -210,6 +246,18 @@ def main(argv=None) -> dict:
     for prm in model.text_probe.parameters():
         prm.requires_grad_(True)
     tl = fit(model.text_probe, e, y, lambda o, t: F.cross_entropy(o.view(-1, 3), t.view(-1)), args.probe_steps)
+    print(f"text probe fitted ({time.time() - t0:.0f} s)", flush=True)
+    tokens = tok(texts)
+    tkl = fit_token_probe(model, tokens, y, args.probe_steps)
+    # the reader: the probe whose exact reading is better on validation texts in the *training* phrasings (seeds of
+    # their own; the held-out phrasings are only measured)
+    val = {}
+    for reader in ("pooled", "tokens"):
+        model.register_to_config(text_reader=reader)
+        val[reader] = validation_reading(model, tok, attributes)
+    chosen = max(val, key=lambda r: (val[r]["exact"], r == "pooled"))
+    print(f"token probe fitted, reader {chosen} ({val}) ({time.time() - t0:.0f} s)", flush=True)
+    model.register_to_config(text_reader=chosen)
     # 2. image probe on the CLIP's own training faces
     from tasks.attributes.faces import FaceDataset
 
@@ -221,7 +269,12 @@ def main(argv=None) -> dict:
     ei = embed_images(model, xi)
     il = fit(model.image_probe, ei, yi, F.binary_cross_entropy_with_logits, args.probe_steps)
     model.eval()
-    probes = {"text": f"{len(texts)} texts, {args.probe_steps} AdamW steps, final loss {tl:.4f}",
+    print(f"image probe fitted ({time.time() - t0:.0f} s)", flush=True)
+    probes = {"text (pooled embedding → MLP)": f"{len(texts)} texts, {args.probe_steps} AdamW steps, final loss "
+                                                f"{tl:.4f}",
+              "text (token features → attention probe)": f"same texts, {args.probe_steps} AdamW steps, final loss "
+                                                          f"{tkl:.4f}",
+              "text reader chosen": chosen, "text reader validation (training phrasings, own seeds)": val,
               "image": f"{n_img} faces, {args.probe_steps} AdamW steps, final loss {il:.4f}"}
     # 3. measure
     measured = measure(model, tok, run_cfg, args.n_eval)

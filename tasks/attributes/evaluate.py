@@ -110,6 +110,13 @@ def _combos(k: int, heldout: bool, limit: int, rng: random.Random) -> list[tuple
     return rng.sample(pool, min(limit, len(pool)))
 
 
+def evaluation_triples(seed: int = 0, n_combos: int = 8) -> set[tuple[str, ...]]:
+    """The 3-attribute prompts evaluate_model asks at this seed (seen and held out): calibration keeps away from
+    them."""
+    rng = random.Random(seed)
+    return set(_combos(3, False, n_combos, rng)) | set(_combos(3, True, n_combos, rng))
+
+
 def evaluate_model(pipe: AttributesPipeline, judge, args, full: bool = True, joint: bool = True) -> dict:
     """The metric set for one model. full=False: per-attribute and 3-attribute all-correct only (for baselines);
     joint=False: without the joint-conditioning variant of the all-correct prompts."""

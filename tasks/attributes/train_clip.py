@@ -214,7 +214,11 @@ def train(cfg: dict, resume: bool = False, log=print) -> dict:
                              {"params": no_decay, "weight_decay": 0.0}], lr=t_cfg["lr"], betas=(0.9, 0.98), eps=1e-6)
     step, wall, cpu = 0, 0.0, 0.0
     if ck is not None:
-        model.load_state_dict(ck["model"])
+        from tasks.attributes.clip import PROBE_PREFIXES
+
+        missing, unexpected = model.load_state_dict(ck["model"], strict=False)
+        if unexpected or any(not k.startswith(PROBE_PREFIXES) for k in missing):
+            raise ValueError(f"{ck['path']}: weights do not match the configured model")
         _load_optimizer(opt, ck["optimizer"], ck["param_groups"])
         step, wall, cpu = int(ck["step"]), float(ck.get("wall_seconds", 0.0)), float(ck.get("cpu_seconds", 0.0))
         log(f"resumed from {ck['path']} (step {step}, {cpu / 60:.1f} CPU min trained)")

@@ -62,3 +62,22 @@ def test_calibration_prompts_are_singles_and_seen_combinations(monkeypatch):
     combos = [tuple(a for a, _, _ in p) for p in prompts if len(p) == 3]
     assert all(not is_heldout(c) for c in combos)
     assert all("smile" in c for c in combos[:3]) and all("hat" in c for c in combos[3:])
+
+
+def test_calibration_prompts_are_disjoint_from_the_evaluation(monkeypatch):
+    from tasks.attributes import evaluate
+
+    asked = []
+
+    def fake_generate(pipe, prompts, n_per, args, mode="composed"):
+        asked.extend(prompts)
+        import torch
+        return torch.zeros(len(prompts) * n_per, 3, 32, 32)
+
+    monkeypatch.setattr(calibrate, "generate", fake_generate)
+    monkeypatch.setattr(calibrate, "judge_all_correct", lambda judge, x, expects, n: [1.0] * len(expects))
+    calibrate.accuracy(_Pipe(), None, list(ATTRIBUTES), _args(seed=1, n_combos=6, n_per=1))
+    triples = {tuple(sorted(a for a, _, _ in p)) for p in asked if len(p) == 3}
+    assert triples and not triples & evaluate.evaluation_triples(0, 8)
+    with pytest.raises(ValueError, match="evaluation's sampling seed"):
+        calibrate.accuracy(_Pipe(), None, ["smile"], _args(seed=0, n_combos=2, n_per=1))
