@@ -22,11 +22,22 @@ from gen.io import atomic_path
 from gen.pipeline import ClassConditionalPipeline, shipped_path
 from gen.sampling import sample_diffusers
 
+_EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tasks", "attributes", "examples")
 # (shipped model name, CLI module, argv builder given the output folder); each CLI finds its shipped model by name
 TASK_DEMOS = [
     ("attributes", "tasks.attributes.generate",
      lambda o: ["--prompt", "glasses & beard & ~hat & smile@mouth",
                 "--num", "16", "--seed", "0", "--out", os.path.join(o, "attributes_grid.png")]),
+    # plain words, an image pair composed with a word, and an edit (tasks/attributes/examples: two procedural faces)
+    ("attributes", "tasks.attributes.generate",
+     lambda o: ["--prompt", "a smiling man with round glasses, no hat", "--num", "8", "--seed", "0",
+                "--out", os.path.join(o, "attributes_text.png")]),
+    ("attributes", "tasks.attributes.generate",
+     lambda o: ["--image", os.path.join(_EXAMPLES, "soldier.png"), "--image", os.path.join(_EXAMPLES, "badge.png"),
+                "--prompt", "earrings", "--num", "8", "--seed", "0", "--out", os.path.join(o, "attributes_images.png")]),
+    ("attributes", "tasks.attributes.generate",
+     lambda o: ["--edit", os.path.join(_EXAMPLES, "soldier.png"), "--prompt", "sunglasses", "--num", "4", "--seed", "0",
+                "--out", os.path.join(o, "attributes_edit.png")]),
     ("calligraphy", "tasks.calligraphy.generate",
      lambda o: ["--text", "永和九年", "--style", "ukai", "--seed", "0",
                 "--out", os.path.join(o, "calligraphy_work.png"), "--video", os.path.join(o, "calligraphy_work.mp4")]),
