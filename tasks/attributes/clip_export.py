@@ -93,11 +93,15 @@ def fit_token_probe(model, tokens: torch.Tensor, y: torch.Tensor, steps: int, lr
     probe = model.token_probe
     opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=1e-4)
     loss = torch.tensor(float("nan"))
+    n_ctx = int((tokens != 0).sum(1).max())  # features up to the longest text (causal: shorter contexts unchanged)
+    with torch.no_grad():  # frozen tower: features once, stored in fp16
+        feats_all = torch.cat([model.text_tokens(tokens[i:i + 512])[:, :n_ctx].half()
+                               for i in range(0, len(tokens), 512)])
+    tokens = tokens[:, :n_ctx]
     for _ in range(steps):
         idx = torch.randint(0, len(tokens), (batch,), generator=g)
         t = tokens[idx]
-        with torch.no_grad():
-            feats = model.text_tokens(t)
+        feats = feats_all[idx].float()
         loss = F.cross_entropy(probe(feats, t != 0).reshape(-1, 3), y[idx].reshape(-1))
         opt.zero_grad()
         loss.backward()

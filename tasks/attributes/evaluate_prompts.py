@@ -15,7 +15,10 @@ free_text           `--n-sets` attribute sets (1–3 attributes, on or off; neve
                     resolved terms — and so the images for the same seed — are the named prompt's own; only the other
                     texts are sampled separately.
 image_transfer      `Img(face.png)` for `--n-images` rendered faces (split "all", saved as PNG files): how often the
-                    judge agrees with the face's true attributes (mean over the 9, and all 9 at once).
+                    judge agrees with the face's true attributes (mean over the 9, and all 9 at once). The image is
+                    read by the pipeline's image reader (the shipped judge copy when present — the same network as
+                    the evaluation's judge, so its reading of the sources is reported against their true
+                    attributes — and, for comparison, the CLIP's image probe).
 image_and_hat       `Img(face.png) & "hat"` on faces without a hat: hat present, and agreement on the other 8.
 image_composition   `Img(a) & Img(b)`: attributes shown by either face present, by neither absent.
 edit                `pipe.edit(face.png, "sunglasses", region="eyes")` and `(…, "hat", region="top")` on faces
@@ -139,9 +142,15 @@ def image_prompts(pipe, judge, args, folder: str) -> dict:
 
     res: dict = {}
     src = _faces(5000 + args.seed, args.n_images, lambda a: True, folder)
-    reading = [np.array([read_image(pipe, p)[0][a] for a in ATTRIBUTES]) == a for p, a in src]
-    res["clip_reading_of_sources"] = {"per_attribute": float(np.mean(reading)),
-                                      "all_attributes": float(np.mean([r.all() for r in reading]))}
+    default = pipe.image_reader
+    for reader in ("clip", default):
+        pipe.image_reader = reader
+        reading = [np.array([read_image(pipe, p)[0][a] for a in ATTRIBUTES]) == a for p, a in src]
+        used = "judge" if reader != "clip" and pipe.image_judge() is not None else "clip"
+        res[f"reading_of_sources_{used}"] = {"per_attribute": float(np.mean(reading)),
+                                             "all_attributes": float(np.mean([r.all() for r in reading]))}
+    pipe.image_reader = default
+    res["image_reader"] = "judge" if default != "clip" and pipe.image_judge() is not None else "clip"
     agree = [_agreement(judge, _sample(pipe, Img(p), args.n_per, args.seed, args), a) for p, a in src]
     res["image_transfer"] = {"n_images": len(src), "n_per": args.n_per,
                              "agreement": float(np.mean([g[0] for g in agree])),

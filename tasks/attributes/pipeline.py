@@ -120,6 +120,8 @@ class AttributesPipeline(GenPipeline):
         self.understood: list[str] = []  # what the last text / image prompt was read as (tasks.attributes.terms)
         self.notes: list[str] = []  # e.g. "image 'a.png' is 64×64; resized to 32×32"
         self._clip = None
+        self.image_reader = "auto"  # image prompts: "auto" (the shipped judge if present, else the CLIP), "judge", "clip"
+        self._image_judge = False  # not looked up yet
 
     @property
     def size(self) -> int:
@@ -220,6 +222,22 @@ class AttributesPipeline(GenPipeline):
 
             self._clip = load_clip(self.task_config.get("clip", "attributes_clip"))
         return self._clip
+
+    def image_judge(self):
+        """The attribute judge that reads image prompts (`task_config.image_judge`, default the one shipped in
+        checkpoints/attributes_clip/judge), or None where there is none (or image_reader = "clip")."""
+        if self.image_reader == "clip":
+            return None
+        if getattr(self, "_image_judge", False) is False:
+            from gen.pipeline import checkpoints_root
+            from tasks.attributes.classifier import load_classifier
+
+            path = self.task_config.get("image_judge") or str(checkpoints_root() / "attributes_clip" / "judge")
+            self._image_judge = load_classifier(path)[0] if os.path.isfile(os.path.join(
+                path, "classifier.safetensors")) else None
+            if self._image_judge is None and self.image_reader == "judge":
+                raise ValueError(f"image_reader='judge' but there is no judge at {path}")
+        return self._image_judge
 
     def set_clip(self, model, tokenizer=None) -> None:
         from tasks.attributes.clip import tokenizer_for

@@ -224,10 +224,19 @@ def _text_wants(pipe, item: T, understood: list[str]) -> list[Wanted]:
 
 
 def read_image(pipe, source) -> tuple[dict[str, bool], dict[str, float], str | None]:
-    """What an image shows: ({attribute: present}, confidences, resize note)."""
+    """What an image shows: ({attribute: present}, confidences, resize note). Read by the attribute judge shipped
+    beside the CLIP (checkpoints/attributes_clip/judge, a tasks.attributes.classifier CNN) when there is one and
+    pipe.image_reader is "auto" or "judge", else by the CLIP's image probe (measured weaker on the small attributes:
+    reports/attributes_clip.json, image_read_heldout_faces)."""
+    x, note = load_image(source, pipe.size)
+    judge = pipe.image_judge() if pipe.image_reader in ("auto", "judge") else None
+    if judge is not None:
+        with torch.no_grad():
+            q = torch.sigmoid(judge(x[None].float()))[0]
+        spec = {a: bool(q[k] > 0.5) for k, a in enumerate(pipe.attributes)}
+        return spec, {a: float(max(q[k], 1 - q[k])) for k, a in enumerate(pipe.attributes)}, note
     from tasks.attributes.clip import read_images
 
-    x, note = load_image(source, pipe.size)
     clip, _ = pipe.clip()
     u = read_images(clip, x[None])[0]
     return u.spec, u.confidence, note

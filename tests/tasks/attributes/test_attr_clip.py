@@ -109,3 +109,14 @@ def test_train_script_two_steps_and_exact_resume(tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     with pytest.raises(SystemExit):
         train_clip.main(args + ["train.steps=0"])
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(os.path.dirname(__file__), "../../../checkpoints/attributes_clip")),
+                    reason="no shipped CLIP")
+def test_shipped_clip_reads_simple_phrases():
+    model, tok = load_clip("attributes_clip")
+    assert decode_text(model, tok, "wearing sunglasses").spec == {"sunglasses": True}
+    assert decode_text(model, tok, "no hat").spec == {"hat": False}
+    assert decode_text(model, tok, "bearded, wearing shades").spec == {"beard": True, "sunglasses": True}
+    with pytest.raises(TextError, match="names nothing"):
+        decode_text(model, tok, "a dog")

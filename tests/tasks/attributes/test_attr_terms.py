@@ -66,6 +66,7 @@ def _image_attrs(x):  # stub image reading: the attributes are written into the 
 def pipe(model_dir, monkeypatch):
     p = AttributesPipeline.from_pretrained(model_dir)
     p.set_clip(_tiny_clip())
+    p.image_reader = "clip"  # the stubbed CLIP reading, not a shipped judge
     monkeypatch.setattr(clipmod, "decode_text", _stub_decode)
     monkeypatch.setattr(clipmod, "read_images", lambda model, x: _image_attrs(x))
     return p
