@@ -136,3 +136,18 @@ def test_round_trip(terms):
     for t in parsed:  # spans point at the term's own text
         assert text[t.span[0]:t.span[1]] == format_term(t)
     assert parse_prompt(format_prompt(parsed)) == parsed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("glasesht~&*@().,-+e0123456789 _\tmouy a")) | st.characters(), max_size=40))
+def test_fuzz_mixed_prompts_return_terms_and_words_or_a_prompt_error(text):
+    from tasks.attributes.prompt import FreeText, parse_mixed
+
+    try:
+        out = parse_mixed(text)
+    except PromptError as e:
+        assert 0 <= e.position <= len(text)
+    else:
+        assert all(isinstance(t, (ParsedTerm, FreeText)) for t in out)
+        if not any(isinstance(t, FreeText) for t in out):
+            assert out == parse_prompt(text)  # the grammar alone parses exactly as before
