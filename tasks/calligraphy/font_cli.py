@@ -68,7 +68,10 @@ def _main(args) -> int:
     if not text or not text.strip():
         raise ValueError("--chars is empty: give the characters of the font")
     device = setup_runtime(args)
-    from .pipeline import CalligraphyPipeline
+    from .pipeline import CalligraphyPipeline, reference_glyphs
+
+    for r in args.reference or []:  # readable, inked, one (or named) character each: checked before the model loads
+        reference_glyphs(r, 32)
 
     t0 = time.time()
     pipe = CalligraphyPipeline.from_pretrained(args.model, device=device)
