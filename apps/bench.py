@@ -7,7 +7,15 @@ Reference loop = diffusers' `examples/unconditional_image_generation/train_uncon
 DDPMScheduler.add_noise, MSE on ε, backward, clip_grad_norm 1.0, AdamW, EMAModel.step. Ours = the same step through
 gen.train (diffusion_loss, clipping, AdamW, EMA) on a ConditionalUNet of the same parameter count (within 10 %), at the
 same resolution and batch. FLOPs are counted by torch.utils.flop_counter for one full step (forward + backward) of each
-model; utilisation = achieved training GFLOP/s ÷ the measured fp32 matmul GFLOP/s of this machine.
+model; utilisation = achieved training GFLOP/s ÷ the measured fp32 matmul GFLOP/s of this machine. "Ours compiled" is
+the same step with the model through `gen.train.compile_model` (torch.compile, inductor): its first step (the
+compilation) is reported apart, and its losses on the same inputs must agree with eager ones (`compiled_loss_max_diff`).
+
+    python -m apps.bench --tasks --json reports/bench_tasks.json      # each task's default training config
+
+`--tasks` runs each task's own train script (`tasks/<task>/train.py --config configs/<task>.yaml`, a fresh process
+each, the config's batch and model) for a few steps with `train.compile=false` and then `=true`, and reads the step
+times the trainer records (`timing.json` → `segment`: first step, median steady step).
 """
 from __future__ import annotations
 
@@ -24,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from gen.io import atomic_write_json
 from gen.sampling import sample_ddim, sample_ddpm, sample_diffusers
 from gen.schedule import DiffusionSchedule
-from gen.train import EMA, diffusion_loss, make_adamw
+from gen.train import EMA, compile_model, diffusion_loss, make_adamw
 from gen.unet import ConditionalUNet
 
 # diffusers reference: 4.33 M parameters at 64×64 (the size the backbone issue measured at ~74 GFLOP/s)
@@ -93,9 +101,10 @@ def diffusers_step_fn(batch: int, res: int):
     return model, step
 
 
-def ours_step_fn(cfg: dict, shape: tuple):
+def ours_step_fn(cfg: dict, shape: tuple, compiled: bool = False, losses: list | None = None):
     torch.manual_seed(0)
     model = ConditionalUNet(**cfg)
+    fwd = compile_model(model) if compiled else model
     schedule = DiffusionSchedule.make("cosine", 1000)
     opt = make_adamw(model.parameters(), lr=1e-4)
     ema = EMA(model, 0.9999)
@@ -103,12 +112,14 @@ def ours_step_fn(cfg: dict, shape: tuple):
     g = torch.Generator().manual_seed(0)
 
     def step():
-        loss = diffusion_loss(model, schedule, x0, {}, "v_prediction", g, forward=lambda m, x, t, c: m(x, t))
+        loss = diffusion_loss(fwd, schedule, x0, {}, "v_prediction", g, forward=lambda m, x, t, c: m(x, t))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         ema.update(model)
+        if losses is not None:
+            losses.append(loss.item())
     return model, step
 
 
@@ -157,6 +168,34 @@ def run(quick: bool) -> dict:
     report["train_utilisation"] = report["train_gflops_ours"] / report["matmul_gflops"]
     report["train_utilisation_diffusers"] = report["train_gflops_diffusers"] / report["matmul_gflops"]
 
+    # compiled: same model, same inputs; the first steps' losses must match eager ones (same weights, same noise)
+    eager_losses, comp_losses = [], []
+    _, e_step = ours_step_fn(OURS_UNET_2D, (batch, 3, res, res), losses=eager_losses)
+    c_model, c_step = ours_step_fn(OURS_UNET_2D, (batch, 3, res, res), compiled=True, losses=comp_losses)
+    t0 = time.perf_counter()
+    c_step()
+    compile_s = time.perf_counter() - t0
+    for _ in range(2):
+        c_step()
+    for _ in range(3):
+        e_step()
+    c_secs = []
+    for _ in range(1 if quick else 3):
+        secs["ours"].append(time_steps(o_step, n, warmup=0))
+        c_secs.append(time_steps(c_step, n, warmup=0))
+    best["ours"] = min(secs["ours"])
+    report["compiled"] = {"compile_seconds": compile_s, "train_step_s": min(c_secs),
+                          "train_img_per_s": batch / min(c_secs),
+                          "speedup_vs_eager": best["ours"] / min(c_secs),
+                          "speedup_vs_diffusers": best["diffusers"] / min(c_secs),
+                          "utilisation": flops["ours"] / min(c_secs) / 1e9 / report["matmul_gflops"],
+                          "compiled_loss_max_diff": max(abs(a - b) for a, b in zip(eager_losses, comp_losses))}
+    report["train_step_s"]["ours"] = best["ours"]
+    report["train_img_per_s"]["ours"] = batch / best["ours"]
+    report["train_speedup_vs_diffusers"] = best["diffusers"] / best["ours"]
+    report["train_gflops_ours"] = flops["ours"] / best["ours"] / 1e9
+    report["train_utilisation"] = report["train_gflops_ours"] / report["matmul_gflops"]
+
     seq = (batch, OURS_UNET_1D["in_channels"], 150)
     m1, s1 = ours_step_fn(OURS_UNET_1D, seq)
     f1 = count_flops(s1)
@@ -168,17 +207,69 @@ def run(quick: bool) -> dict:
     return report
 
 
+# each task's default training config; overrides only where the config needs a run this benchmark does not make
+TASK_CONFIGS = {"attributes": ["model.init_from="], "calligraphy": [], "dance": []}
+
+
+def task_bench(task: str, steps: int, compiled: bool, extra: list[str]) -> dict:
+    """Run tasks/<task>/train.py --config configs/<task>.yaml for `steps` steps in a fresh process; its timing.json."""
+    import subprocess
+    import sys
+    import tempfile
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [sys.executable, os.path.join(root, "tasks", task, "train.py"), "--config",
+                os.path.join(root, "configs", f"{task}.yaml"), f"train.steps={steps}", f"train.output_dir={tmp}",
+                f"train.ckpt_every={steps}", "train.sample_every=0", f"train.compile={str(compiled).lower()}", *extra]
+        t0 = time.perf_counter()
+        r = subprocess.run(argv, cwd=root, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if r.returncode != 0:
+            return {"error": (r.stderr or r.stdout).strip().splitlines()[-1:], "command": " ".join(argv[1:])}
+        with open(os.path.join(tmp, "timing.json")) as f:
+            seg = json.load(f)["segment"]
+    return {"first_step_s": seg["first_step_seconds"], "median_step_s": seg["median_step_seconds"],
+            "compiled": seg["compiled"], "process_wall_s": wall}
+
+
+def run_tasks(steps: int) -> dict:
+    out = {"machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
+                       "load_avg_before": os.getloadavg()}, "steps": steps, "tasks": {}}
+    for task, extra in TASK_CONFIGS.items():
+        e = task_bench(task, steps, False, extra)
+        c = task_bench(task, steps, True, extra)
+        row = {"eager": e, "compiled": c}
+        if "error" not in e and "error" not in c:
+            row["it_per_s"] = {"eager": 1 / e["median_step_s"], "compiled": 1 / c["median_step_s"]}
+            row["speedup"] = e["median_step_s"] / c["median_step_s"]
+            row["compile_seconds"] = c["first_step_s"] - e["median_step_s"]
+        out["tasks"][task] = row
+        print(task, json.dumps(row), flush=True)
+    out["machine"]["load_avg_after"] = os.getloadavg()
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small batch, few repetitions (< 1 minute)")
+    p.add_argument("--tasks", action="store_true", help="benchmark each task's default training config instead")
+    p.add_argument("--steps", type=int, default=12, help="with --tasks: training steps per run (the first compiles)")
     p.add_argument("--json", default="reports/bench_backbone.json", help="where to write the report")
     args = p.parse_args(argv)
+    if args.tasks:
+        report = run_tasks(args.steps)
+        report["command"] = f"python -m apps.bench --tasks --steps {args.steps} --json {args.json}"
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        atomic_write_json(args.json, report, newline=False)
+        return report
     report = run(args.quick)
     report["command"] = "python -m apps.bench" + (" --quick" if args.quick else "") + f" --json {args.json}"
     d = os.path.dirname(os.path.abspath(args.json))
     os.makedirs(d, exist_ok=True)
     atomic_write_json(args.json, report, newline=False)
-    keys = ["train_img_per_s", "train_speedup_vs_diffusers", "train_gflops_ours", "matmul_gflops", "train_utilisation"]
+    keys = ["train_img_per_s", "train_speedup_vs_diffusers", "train_gflops_ours", "matmul_gflops", "train_utilisation",
+            "compiled"]
     print(json.dumps({k: report[k] for k in keys}, indent=2))
     return report
 

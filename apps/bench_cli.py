@@ -10,7 +10,8 @@ run a second time inside one process (imports done, the model loaded again), whi
 API pay per request. The targets of the speed
 issue are written next to the medians: a 9-character work + its video ≤ 1 s, 30 s of music → MP4 + BVH ≤ 6 s,
 `attributes-generate --num 16` ≤ 2 s. The load average before and after is recorded: a loaded machine inflates every
-number, so compare runs of one report, not across reports.
+wall time, so compare runs of one report, not across reports; `generate_cpu` (user + sys CPU seconds of the process)
+is much less sensitive to other load than the wall time.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -69,12 +71,22 @@ def commands(tmp: str) -> dict[str, dict]:
     }
 
 
-def timed(argv: list[str], env: dict) -> float:
-    t0 = time.perf_counter()
+CPU: dict[str, list[float]] = {}  # command name → CPU seconds (user + sys) of each `generate` run
+
+
+def _child_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed(argv: list[str], env: dict, cpu_key: str | None = None) -> float:
+    t0, c0 = time.perf_counter(), _child_cpu()
     r = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     dt = time.perf_counter() - t0
     if r.returncode != 0:
         raise SystemExit(f"bench_cli: {' '.join(argv)} failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
+    if cpu_key:
+        CPU.setdefault(cpu_key, []).append(_child_cpu() - c0)
     return dt
 
 
@@ -108,8 +120,9 @@ def run(repeats: int, only: list[str] | None = None) -> dict:
             full = [py, "-m", c["module"], *c["args"]]
             runs = {"help": [timed([py, "-m", c["module"], "--help"], env) for _ in range(repeats)],
                     "import": [timed([py, "-c", f"import {c['module']}"], env) for _ in range(repeats)],
-                    "generate": [timed(full, env) for _ in range(repeats)],
+                    "generate": [timed(full, env, cpu_key=name) for _ in range(repeats)],
                     "warm": [warm(py, c, env) for _ in range(repeats)]}
+            runs["generate_cpu"] = CPU[name]
             med = {k: statistics.median(v) for k, v in runs.items()}
             report["cli"][name] = {"what": c["what"], "command": f"python -m {c['module']} " + " ".join(
                 a.replace(tmp, "$TMP") for a in c["args"]), "runs_s": runs, "median_s": med,
