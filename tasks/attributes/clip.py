@@ -198,7 +198,7 @@ def load_clip(name_or_path: str = "attributes_clip", dtype: torch.dtype = torch.
     if not os.path.isfile(os.path.join(path, "config.json")):
         raise ValueError(f"no CLIP model at {name_or_path!r} (expected a folder with model/config.json, e.g. the "
                          "shipped checkpoints/attributes_clip made by tasks.attributes.clip_export)")
-    model = AttributeCLIP.from_pretrained(path, use_safetensors=True, torch_dtype=torch.float32).to(dtype).eval()
+    model = AttributeCLIP.from_pretrained(path, use_safetensors=True, torch_dtype=dtype).eval()
     return model, tokenizer_for(model)
 
 
