@@ -210,10 +210,11 @@ def nearest_design(es: EvalSet, s: str, among: list[str]) -> tuple[str, float]:
 
 
 def evaluate(checkpoint, quick=False, seed=0, steps=None, scheduler=None, guidance=None, superres=None,
-             fewshot=None, cache_dir=DEFAULT_CACHE_DIR, timing=True) -> dict:
+             fewshot=None, cache_dir=DEFAULT_CACHE_DIR, timing=True, n_chars=None, judge_steps=None) -> dict:
     from .pipeline import CalligraphyPipeline
 
-    opts = QUICK if quick else FULL
+    opts = dict(QUICK if quick else FULL)
+    opts.update({k: v for k, v in (("n_chars", n_chars), ("judge_steps", judge_steps)) if v})
     pipe = CalligraphyPipeline.from_pretrained(checkpoint, superres=superres)
     s_ = pipe.sampling
     kw = dict(steps=int(steps or s_["steps"]), scheduler=scheduler or s_["scheduler"],
@@ -401,6 +402,8 @@ def main(argv=None) -> int:
     p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the pipeline's)")
     p.add_argument("--fewshot", nargs="+", default=None, help=f"held-out designs (default: {' '.join(DEFAULT_FEWSHOT)})")
     p.add_argument("--no-timing", action="store_true", help="skip the 4-character work timing")
+    p.add_argument("--n-chars", type=int, default=None, help="evaluated characters (default: 8 quick, 48 full)")
+    p.add_argument("--judge-steps", type=int, default=None, help="judge training steps (default: 300 quick, 2000 full)")
     p.add_argument("--timing-only", action="store_true", help=f"only time the 4-character work ({WORK_TEXT})")
     p.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch default)")
     args = p.parse_args(argv)
@@ -416,7 +419,8 @@ def main(argv=None) -> int:
                       **time_work(pipe, pipe.styles[0], args.seed)}
         else:
             report = evaluate(args.checkpoint, args.quick, args.seed, args.steps, args.scheduler, args.guidance,
-                              args.superres, args.fewshot, timing=not args.no_timing)
+                              args.superres, args.fewshot, timing=not args.no_timing, n_chars=args.n_chars,
+                              judge_steps=args.judge_steps)
     except ValueError as e:
         print(f"evaluate: error: {e}", file=sys.stderr)
         return 2
