@@ -109,6 +109,31 @@ def fit_token_probe(model, tokens: torch.Tensor, y: torch.Tensor, steps: int, lr
     return float(loss.detach())
 
 
+def insert_unknown(tokens: torch.Tensor, eot: int, p: float, seed: int = 0, max_insert: int = 3) -> torch.Tensor:
+    """With probability p per text, 1–max_insert <unk> tokens inserted at random places (before <eot>, within the
+    context): the probe learns that words it has never seen ("this person has ...") name nothing. Rows are
+    (L,) remapped ids; pure function of seed."""
+    from tasks.attributes.clip import UNK
+
+    if p <= 0:
+        return tokens
+    g = torch.Generator().manual_seed(seed)
+    out = tokens.clone()
+    L = tokens.shape[1]
+    for r in range(len(tokens)):
+        if torch.rand((), generator=g) >= p:
+            continue
+        row = [int(v) for v in tokens[r] if v != 0]  # <sot> … <eot>
+        for _ in range(int(torch.randint(1, max_insert + 1, (), generator=g))):
+            if len(row) >= L:
+                break
+            at = int(torch.randint(1, len(row), (), generator=g))  # after <sot>, before <eot>
+            row.insert(at, UNK)
+        out[r] = 0
+        out[r, :len(row)] = torch.tensor(row)
+    return out
+
+
 def validation_reading(model, tok, attributes, n: int = 300) -> dict:
     from tasks.attributes.captions import spec_caption
     from tasks.attributes.clip import decode_texts
@@ -227,6 +252,8 @@ def main(argv=None) -> dict:
     p.add_argument("--n-text", type=int, default=40000, help="captions the text probe is fitted on")
     p.add_argument("--probe-steps", type=int, default=1500)
     p.add_argument("--n-eval", type=int, default=600, help="texts per decode measurement")
+    p.add_argument("--unk-p", type=float, default=0.5, help="share of the token probe's texts with 1–3 <unk> "
+                                                          "tokens inserted (robustness to unseen words)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -251,7 +278,7 @@ def main(argv=None) -> dict:
         prm.requires_grad_(True)
     tl = fit(model.text_probe, e, y, lambda o, t: F.cross_entropy(o.view(-1, 3), t.view(-1)), args.probe_steps)
     print(f"text probe fitted ({time.time() - t0:.0f} s)", flush=True)
-    tokens = tok(texts)
+    tokens = insert_unknown(tok(texts), tok.eot, args.unk_p, seed=0)
     tkl = fit_token_probe(model, tokens, y, args.probe_steps)
     # the reader: the probe whose exact reading is better on validation texts in the *training* phrasings (seeds of
     # their own; the held-out phrasings are only measured)
@@ -278,7 +305,7 @@ def main(argv=None) -> dict:
                                                 f"{tl:.4f}",
               "text (token features → attention probe)": f"same texts, {args.probe_steps} AdamW steps, final loss "
                                                           f"{tkl:.4f}",
-              "text reader chosen": chosen, "text reader validation (training phrasings, own seeds)": val,
+              "text reader chosen": chosen, "token probe texts with <unk> inserted": args.unk_p, "text reader validation (training phrasings, own seeds)": val,
               "image": f"{n_img} faces, {args.probe_steps} AdamW steps, final loss {il:.4f}"}
     # 3. measure
     measured = measure(model, tok, run_cfg, args.n_eval)
