@@ -187,8 +187,11 @@ def test_shipped_models_by_name_from_another_folder_give_the_outputs_they_gave_b
     got["shapes"] = sample_diffusers(guided_model(m, 3.0 * m.term(2), m.null_cond()), (4, 3, 32, 32), shapes.schedule,
                                      scheduler="dpm++", steps=20, generator=torch.Generator().manual_seed(0),
                                      prediction_type="v_prediction").numpy()[:1]
+    # Same machine: max difference 0.0. Across CPUs the convolution kernels differ (oneDNN picks AVX2 or AVX-512
+    # code paths, which round differently) and 20 ancestral steps amplify that to ~1e-4 (seen: the attributes entry,
+    # written on an AVX2 machine, read back on an AVX-512 one); a changed pipeline moves samples by ≫ 1e-2.
     for k in ref.files:
-        assert np.allclose(got[k], ref[k], atol=1e-5, rtol=0), (k, np.abs(got[k] - ref[k]).max())
+        assert np.allclose(got[k], ref[k], atol=2e-3, rtol=0), (k, np.abs(got[k] - ref[k]).max())
 
 
 def test_cli_constants_match_the_tasks():
