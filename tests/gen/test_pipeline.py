@@ -149,7 +149,9 @@ def test_progress_callback_and_per_sample_generators(tmp_path):
     x4 = pipe(0, num=3, seed=1, steps=5, scheduler="ancestral", progress=lambda i, n: seen.append((i, n)))
     assert seen == [(i, 5) for i in range(1, 6)]
     x1 = pipe(0, num=1, seed=1, steps=5, scheduler="ancestral")
-    assert torch.allclose(x4[:1], x1, atol=1e-5)  # sample 0 depends on its own seed, not on the batch
+    # sample 0 depends on its own seed, not on the batch: other noise would move it by O(1); what remains is the
+    # convolution kernels' batch-size-dependent rounding (AVX-512 machines: ~3e-4 after 5 ancestral steps)
+    assert torch.allclose(x4[:1], x1, atol=1e-2)
 
 
 def test_every_shipped_model_is_in_the_one_format():
