@@ -233,10 +233,12 @@ def task_bench(task: str, steps: int, compiled: bool, extra: list[str]) -> dict:
             "compiled": seg["compiled"], "process_wall_s": wall}
 
 
-def run_tasks(steps: int) -> dict:
+def run_tasks(steps: int, only: list[str] | None = None) -> dict:
     out = {"machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "platform": platform.platform(),
                        "load_avg_before": os.getloadavg()}, "steps": steps, "tasks": {}}
     for task, extra in TASK_CONFIGS.items():
+        if only and task not in only:
+            continue
         e = task_bench(task, steps, False, extra)
         c = task_bench(task, steps, True, extra)
         row = {"eager": e, "compiled": c}
@@ -255,11 +257,13 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="small batch, few repetitions (< 1 minute)")
     p.add_argument("--tasks", action="store_true", help="benchmark each task's default training config instead")
     p.add_argument("--steps", type=int, default=12, help="with --tasks: training steps per run (the first compiles)")
+    p.add_argument("--task", action="append", choices=sorted(TASK_CONFIGS), help="with --tasks: only this task")
     p.add_argument("--json", default="reports/bench_backbone.json", help="where to write the report")
     args = p.parse_args(argv)
     if args.tasks:
-        report = run_tasks(args.steps)
-        report["command"] = f"python -m apps.bench --tasks --steps {args.steps} --json {args.json}"
+        report = run_tasks(args.steps, args.task)
+        report["command"] = (f"python -m apps.bench --tasks --steps {args.steps}"
+                             + "".join(f" --task {t}" for t in args.task or []) + f" --json {args.json}")
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         atomic_write_json(args.json, report, newline=False)
         return report

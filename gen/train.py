@@ -590,9 +590,10 @@ def cpu_name() -> str:
 
 
 def compile_model(model: nn.Module) -> nn.Module:
-    """torch.compile for training (inductor, static shapes: the batch size is fixed). The result shares `model`'s
+    """torch.compile for training (inductor). Shapes start static; one that changes between steps (e.g. a varying
+    number of style references) is recompiled once as dynamic instead of once per value. The result shares `model`'s
     parameters, so optimizer, EMA and checkpoints keep using `model` itself (no `_orig_mod.` prefixes)."""
-    return torch.compile(model, dynamic=False)
+    return torch.compile(model)
 
 
 def _record_timing(out: str, seconds: float, step: int, processes: int, step_times: list[float] | None = None,
