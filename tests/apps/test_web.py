@@ -222,6 +222,9 @@ def test_calligraphy_tab(page, tmp_path):
     # the other two style sources: reference image uploads (the work just written) and a style description
     ref = tmp_path / "reference.png"
     ref.write_bytes(get(page, page.get_attribute("#cal-image", "src")).body())
+    from PIL import Image
+    with Image.open(ref) as im:  # one character per reference (a multi-character image must name its characters)
+        im.crop((0, 0, im.width, im.height // 2)).save(ref)
     first = page.get_attribute("#cal-image", "src")
     page.set_input_files("#cal-refs", [str(ref), str(ref)])
     assert page.is_checked("input[name='cal-mode'][value='references']")

@@ -85,8 +85,10 @@ def test_masked_term_changes_nothing_outside_its_mask(dims):
     unc = guided_model(f, None, null)(x, t)
     out = guided_prediction(f, x, t, tm.within(mask), null)
     outside = mask.expand_as(out) == 0
-    assert torch.equal(out[outside], unc[outside])
-    assert not torch.allclose(out[~outside], unc[~outside])
+    # outside the mask the guided output is the unconditional one; not bit for bit, since the batched pass runs the
+    # convolutions at another batch size, which rounds differently on AVX-512 machines
+    assert torch.allclose(out[outside], unc[outside], atol=1e-5, rtol=0)
+    assert not torch.allclose(out[~outside], unc[~outside], atol=1e-3)
     # a per-channel temporal mask works for 1D, a (1, H, W) spatial one for 2D
     assert guided_prediction(f, x, t, tm.within(mask[:1]), null).shape == x.shape
 
