@@ -2,7 +2,7 @@
 # Install the calligraphy task's external data: Debian font packages, the
 # pinned hanzi-writer-data npm package (stroke medians) and the pinned
 # @fontsource CJK font packages (merged into one TTF each under data/cache/fonts/).
-# Reserved, never installed here: fonts-kiloji, fonts-seto, fonts-reggae, fonts-dejima-mincho.
+# The fonts the developers' guide reserves for independent checks are never installed here.
 #
 # Idempotent and safe to re-run; a quick no-op when everything is present.
 # Run as root from the repository root:  bash data/calligraphy/setup.sh

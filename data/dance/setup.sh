@@ -11,7 +11,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 REAL_DIR="${ROOT}/data/cache/dance/realmusic"
-# Debian 12 (bookworm) packages holding the held-out recordings (never neverball-data / lincity-ng-data: reserved)
+# Debian 12 (bookworm) packages holding the held-out recordings (none of the music the developers' guide reserves)
 REAL_PKGS=(a7xpg-data torus-trooper-data frozen-bubble-data abe-data pangzero)
 
 log() { echo "[dance-setup] $*"; }

@@ -2,7 +2,7 @@
 
 Chosen once (before any training on the v2 world) and never trained or tuned on: only `tasks.dance.evaluate` reads
 them. `data/dance/setup.sh` unpacks the packages' music into ``data/cache/dance/realmusic/`` (nothing is installed).
-The reserved music (Debian neverball-data, lincity-ng-data; music21's ryansMammoth) is not here and never used.
+None of the music the developers' guide reserves for independent checks is here or used.
 See data/dance/README.md for the list, licences and why these.
 
     python -c "from tasks.dance.realset import real_clips; print([c['name'] for c in real_clips()])"
@@ -26,7 +26,6 @@ REAL_CLIPS = (
     ("abe_game", "abe-data", "game.ogg", 15.0),
     ("pangzero_upipang", "pangzero", "UPiPang.mp3", 15.0),
 )
-RESERVED = ("neverball-data", "lincity-ng-data", "ryansMammoth")
 
 
 def clip_audio(name: str, real_dir: str = REAL_DIR) -> np.ndarray:
