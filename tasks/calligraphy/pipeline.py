@@ -166,14 +166,7 @@ def reference_glyphs(path, size: int) -> list[tuple[torch.Tensor, str | None]]:
 def load_reference(path, size: int) -> torch.Tensor:
     """One reference glyph image (any size; dark ink on light paper or the reverse) → (1, size, size) in [-1, 1],
     cropped to its ink and normalised exactly like the training glyphs."""
-    im = open_image(path, "reference image", accepted=f"a readable image file ({', '.join(IMAGE_EXTENSIONS)}) "
-                                                      "showing one glyph")
-    a = np.asarray(im.convert("L"), np.float32) / 255.0
-    border = lambda im: np.concatenate([im[0], im[-1], im[:, 0], im[:, -1]])
-    if np.median(border(a)) > 0.5:  # light paper: make ink = 1
-        a = 1.0 - a
-    bg = float(np.median(border(a)))  # paper level → 0, strongest ink → 1
-    a = np.clip((a - bg) / max(1e-6, float(a.max()) - bg), 0, 1)
+    a = _ink(path)
     rows, cols = np.flatnonzero(a.max(1) > 0.2), np.flatnonzero(a.max(0) > 0.2)
     if rows.size == 0:
         raise ValueError(f"reference image {str(path)!r} shows no ink (it is blank)")
