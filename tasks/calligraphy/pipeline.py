@@ -163,18 +163,6 @@ def reference_glyphs(path, size: int) -> list[tuple[torch.Tensor, str | None]]:
     return out
 
 
-def load_reference(path, size: int) -> torch.Tensor:
-    """One reference glyph image (any size; dark ink on light paper or the reverse) → (1, size, size) in [-1, 1],
-    cropped to its ink and normalised exactly like the training glyphs."""
-    a = _ink(path)
-    rows, cols = np.flatnonzero(a.max(1) > 0.2), np.flatnonzero(a.max(0) > 0.2)
-    if rows.size == 0:
-        raise ValueError(f"reference image {str(path)!r} shows no ink (it is blank)")
-    crop = np.rint(a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] * 255).astype(np.uint8)
-    g = _normalise(crop, RENDER_SIZE, default_margin(RENDER_SIZE))
-    return to_model_size(np.rint(g * 255).astype(np.uint8)[None], size)[0]
-
-
 def _atomic_image(image: np.ndarray, path: Path) -> None:
     from PIL import Image
 
