@@ -8,7 +8,12 @@ On disk (the layout diffusers' `DiffusionPipeline` uses: one sub-folder per comp
                            "sampling": {"scheduler": ..., "steps": ..., "guidance": ...},   # defaults of __call__
                            "task_config": {...}}                 # what the task needs (scales, character split, ...)
       model/              config.json + diffusion_pytorch_model.safetensors (never a pickle)
+      distilled/model/    optional: a few-step student of `model` (gen.distill), named in pipeline.json
+                          "distilled": {"folder": "distilled", "steps": 4, "sampler": "ddim", "guidance": w, ...}
       README.md           the model card (`model_card`)
+
+Sampling with ``scheduler="distilled"`` (or with the student's step count and no scheduler named) runs the student:
+one conditional pass per step, the teacher's guidance w folded in (`GenPipeline.sampler_for`).
 
 `GenPipeline.from_pretrained(name_or_path)` accepts
 
@@ -41,6 +46,7 @@ FORMAT_VERSION = 1
 PIPELINE_FILE = "pipeline.json"
 MODEL_DIR = "model"
 CARD_FILE = "README.md"
+DISTILLED = "distilled"  # the scheduler name that selects a pipeline's distilled few-step student
 # shipped model name → folder under checkpoints/
 SHIPPED = {"attributes": "attributes", "calligraphy": "calligraphy", "dance": "dance", "shapes": "shapes"}
 
@@ -314,6 +320,7 @@ class GenPipeline:
                                 f"load it with that task's pipeline")
         pipe = cls._build(load_model(r.model_dir, cls.model_class), meta, **kwargs)
         pipe.source = r.source
+        pipe._root = r.model_dir.parent if r.kind == "exported" else None
         if device is not None:
             pipe.to(resolve_device(device))
         return pipe
@@ -338,6 +345,9 @@ class GenPipeline:
         try:
             model = self.model if dtype is None else copy.deepcopy(self.model).to(dtype)
             model.save_pretrained(str(tmp / MODEL_DIR), safe_serialization=True)
+            if self.meta.get("distilled"):
+                student = self.distilled_model if dtype is None else copy.deepcopy(self.distilled_model).to(dtype)
+                student.save_pretrained(str(tmp / self.meta["distilled"]["folder"] / MODEL_DIR), safe_serialization=True)
             (tmp / PIPELINE_FILE).write_text(json.dumps(self.to_meta(), indent=1, ensure_ascii=False) + "\n",
                                              encoding="utf-8")
             if card is None and (out / CARD_FILE).is_file():
@@ -357,13 +367,63 @@ class GenPipeline:
             raise
         return str(out)
 
+    # -- distilled few-step student -------------------------------------------------------------------------------
+    @property
+    def distilled(self) -> dict | None:
+        """pipeline.json's "distilled" entry (folder, steps, sampler, guidance, ...) or None."""
+        return self.meta.get("distilled") or None
+
+    @property
+    def distilled_model(self):
+        """The few-step student (loaded on first use, on the pipeline's device); PipelineError when there is none."""
+        if getattr(self, "_distilled", None) is not None:
+            return self._distilled
+        d = self.distilled
+        root = getattr(self, "_root", None)
+        if not d or root is None:
+            raise PipelineError(f"{getattr(self, 'source', self.task)!r} has no distilled student; accepted schedulers "
+                                f"are the samplers of gen.sampling (a student is made by the task's distill script)")
+        folder = Path(root) / d["folder"] / MODEL_DIR
+        if not (folder / "config.json").is_file():
+            raise PipelineError(f"distilled student {str(folder)!r} named in pipeline.json is missing")
+        self._distilled = load_model(folder, self.model_class).to(self.device)
+        return self._distilled
+
+    def set_distilled(self, student, info: Mapping) -> None:
+        """Attach a student (gen.distill) so that save_pretrained writes it to distilled/ and names it."""
+        self._distilled = student.eval()
+        self.meta["distilled"] = {"folder": DISTILLED, **dict(info)}
+
+    def sampler_for(self, scheduler: str | None, steps: int | None, guidance: float | None
+                    ) -> tuple[Any, str, int, float]:
+        """(model, sampler, steps, guidance) for a request. ``scheduler="distilled"`` — or ``steps`` equal to the
+        distilled student's with no scheduler named — runs the student with its own sampler at guidance 1 (the
+        teacher's w is folded in); any other request runs the pipeline's model with the defaults filled in."""
+        s_, d = self.sampling, self.distilled
+        use_student = scheduler == DISTILLED or (scheduler is None and d is not None and steps is not None
+                                                 and int(steps) == int(d["steps"]) != int(s_["steps"]))
+        if not use_student:
+            return (self.model, scheduler or s_["scheduler"], int(steps or s_["steps"]),
+                    float(s_["guidance"] if guidance is None else guidance))
+        model = self.distilled_model
+        if steps is not None and int(steps) != int(d["steps"]):
+            raise ValueError(f"the distilled sampler runs exactly {d['steps']} steps (it was distilled for them), got "
+                             f"steps={steps}; use another scheduler for other step counts")
+        if guidance is not None and abs(float(guidance) - float(d["guidance"])) > 1e-6:
+            raise ValueError(f"the distilled student has the teacher's guidance {d['guidance']} folded in; it cannot "
+                             f"sample at guidance {guidance} (use another scheduler to change the guidance)")
+        return model, d["sampler"], int(d["steps"]), 1.0
+
     # -- device --------------------------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     def to(self, device: str | torch.device) -> "GenPipeline":
-        self.model.to(resolve_device(device) if isinstance(device, str) else device)
+        device = resolve_device(device) if isinstance(device, str) else device
+        self.model.to(device)
+        if getattr(self, "_distilled", None) is not None:
+            self._distilled.to(device)
         return self
 
     def __repr__(self) -> str:

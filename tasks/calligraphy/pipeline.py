@@ -359,15 +359,17 @@ class CalligraphyPipeline(GenPipeline):
         if size not in (self.size, self.output_size):
             raise ValueError(f"glyph size {size} not available: this pipeline writes {self.size} px"
                              + (f" and {self.output_size} px" if self.output_size != self.size else ""))
-        s_ = self.sampling
-        steps, scheduler = int(steps or s_["steps"]), scheduler or s_["scheduler"]
-        guidance = s_["guidance"] if guidance is None else guidance
+        # scheduler "distilled" (or the student's step count) → the distilled student at guidance 1 (w folded in)
+        model, scheduler, steps, guidance = self.sampler_for(scheduler, steps, guidance)
+        if model is not self.model and content_guidance is not None:
+            raise ValueError("the distilled student has one guidance folded in; content_guidance needs another "
+                             "scheduler")
         chars = None
         if content is None:
             chars = self.check_text(text, max_chars=max(MAX_CHARS, len(text or "")))
             content = self.content_glyphs(chars)
         prompt, null = self.prompt(content, style, references, style_prompt, guidance, content_guidance)
-        f = guided_model(self.model, prompt, null)
+        f = guided_model(model, prompt, null)
         n, s = content.shape[0], self.size
         x = sample(f, (n, 1, s, s), self.schedule, sampler=scheduler, steps=steps,
                    generator=torch.Generator().manual_seed(int(seed)), prediction_type=self.prediction_type,

@@ -1,0 +1,135 @@
+"""Distil the calligraphy model into a 4-step student (`gen.distill`: progressive distillation, guidance folded in).
+
+    python -m tasks.calligraphy.distill --config configs/calligraphy_distill.yaml            # → runs/calligraphy_distill
+    python -m tasks.calligraphy.distill --config configs/calligraphy_distill.yaml --resume   # continue exactly
+    python -m tasks.calligraphy.distill --config configs/calligraphy_distill.yaml --ship checkpoints/calligraphy
+
+The student sees the teacher's own training world (the data block of `data_config`: designs, characters, reference
+episodes, text descriptions) with every condition kept, and learns to land in one DDIM step where the guided teacher
+lands in two. `--ship DIR` (after or instead of training, when the run is finished) attaches the final student to the
+pipeline folder DIR — which must hold the very teacher that was distilled (checked by the weights' SHA-256) — as
+`distilled/` in fp16; then `calligraphy-generate --scheduler distilled` (or `--steps 4`) samples with it.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from gen.config import ConfigError, cli_error, load_config
+from gen.distill import DISTILL_DEFAULTS, stages
+
+DEFAULTS = dict(
+    teacher="calligraphy",                  # shipped name or pipeline folder of the model to distil
+    data_config="configs/calligraphy.yaml",  # its training config: the data world the student is trained on
+    distill=dict(DISTILL_DEFAULTS, output_dir="runs/calligraphy_distill", threads=1),
+)
+
+
+def weights_sha256(pipe) -> str:
+    """SHA-256 of the teacher's weights as fp16 bytes in state-dict order (what the shipped file holds)."""
+    import torch
+
+    h = hashlib.sha256()
+    for k, v in pipe.model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().to(torch.float16).cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def build(cfg: dict):
+    """(teacher pipeline, TrainTask of the teacher's data world)."""
+    from tasks.calligraphy import train as ctrain
+    from tasks.calligraphy.pipeline import CalligraphyPipeline
+
+    pipe = CalligraphyPipeline.from_pretrained(cfg["teacher"])
+    tcfg = load_config(cfg["data_config"], [], ctrain.DEFAULTS)
+    tcfg["data"]["styles"] = list(pipe.styles)          # the teacher's style ids, in its order
+    tcfg["data"]["size"] = pipe.size
+    tcfg["text_encoder"].update(name=pipe.text_encoder, weights=pipe.text_encoder_weights,
+                                dim=int(pipe.model.config.text_dim))
+    tcfg["model"].update(init_from="", init_from_pipeline="")  # the task's own model is not used
+    tcfg["model"]["cond_dim"] = int(pipe.model.config.cond_dim)
+    return pipe, ctrain.build_task(tcfg)
+
+
+def ship(cfg: dict, folder: str) -> str:
+    """Attach the finished student of cfg's run to the pipeline folder `folder` (fp16), after checking the teacher."""
+    import torch
+
+    from gen.distill import _load_student
+    from tasks.calligraphy.pipeline import CalligraphyPipeline
+
+    out = cfg["distill"]["output_dir"]
+    info_path = os.path.join(out, "distill.json")
+    if not os.path.isfile(info_path):
+        raise ValueError(f"{out!r} has no finished distillation (distill.json); run the distillation first")
+    with open(info_path) as f:
+        info = json.load(f)
+    pipe = CalligraphyPipeline.from_pretrained(folder)
+    if weights_sha256(pipe) != info["teacher_sha256"]:
+        raise ValueError(f"{folder!r} does not hold the teacher this student was distilled from (weights differ); "
+                         f"ship it beside {info['teacher']!r} as it was when the distillation ran")
+    student = _load_student(pipe.model, os.path.join(out, f"stage_{int(info['steps']):03d}"))
+    pipe.set_distilled(student, info)
+    return pipe.save_pretrained(folder, dtype=torch.float16)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="configs/calligraphy_distill.yaml", help="YAML config file")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in distill.output_dir")
+    p.add_argument("--ship", metavar="DIR", default=None,
+                   help="attach the finished student to pipeline folder DIR (its teacher) instead of training")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. distill.iters_per_stage=100")
+    args = p.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides, DEFAULTS)
+        plan = stages(int(cfg["distill"]["start_steps"]), int(cfg["distill"]["final_steps"]))
+    except (ConfigError, ValueError) as e:
+        raise cli_error(p, e) from None
+    if args.dry_run:
+        import yaml
+        print(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+        return 0
+    if args.ship:
+        try:
+            print(f"shipped the student into {ship(cfg, args.ship)}")
+        except ValueError as e:
+            raise cli_error(p, e) from None
+        return 0
+
+    import torch
+
+    from gen.distill import distill
+    from gen.train import seed_everything
+
+    d = cfg["distill"]
+    if d["threads"]:
+        torch.set_num_threads(int(d["threads"]))
+    seed_everything(int(d["seed"]))
+    pipe, task = build(cfg)
+    t0 = time.time()
+    res = distill(task, pipe.model.float(), pipe.schedule, pipe.prediction_type, d, resume=args.resume)
+    info = {"steps": int(d["final_steps"]), "sampler": "ddim", "guidance": float(d["guidance"]),
+            "teacher": str(cfg["teacher"]), "teacher_sha256": weights_sha256(pipe),
+            "teacher_sampler": f"ddim, {plan[0]} steps, guidance {d['guidance']}",
+            "method": "progressive distillation (Salimans & Ho 2022), guidance folded in (Meng et al. 2023)",
+            "stages": res["stages"], "iterations": res["iterations"], "batch_size": int(d["batch_size"]),
+            "seconds_this_run": round(time.time() - t0, 1),
+            "command": "python -m tasks.calligraphy.distill " + " ".join(argv if argv is not None else sys.argv[1:])}
+    with open(os.path.join(d["output_dir"], "distill.json"), "w") as f:
+        json.dump(info, f, indent=1)
+    print(f"done: {res['iterations']} iterations over {len(plan)} stages, {res['seconds']:.0f} s -> {d['output_dir']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
