@@ -66,6 +66,7 @@ def test_fine_tune_step0_equals_backbone(tmp_path, cache):
 def test_train_two_steps_then_generate_files(tmp_path, cache):
     out = tmp_path / "run"
     summary = train.main(["--config", "configs/dance.yaml", f"train.output_dir={out}", "train.steps=2", "model.init_from=", "model.init_dance=",
+                          "train.compile=false",  # the config compiles; a 2-step tiny run would spend minutes in inductor
                           "train.batch_size=4", "train.warmup_steps=1", "model.base_channels=16",
                           "model.channel_mult=[1, 2]", "model.attention_levels=[1]", "model.head_dim=16",
                           "data.num_songs=2", "data.seconds=6.0", "data.stride=30", f"data.cache_dir={cache}",
