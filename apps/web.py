@@ -16,7 +16,10 @@ HTTP API (JSON; the page uses exactly this):
     GET  /api/styles                  the calligraphy model's style names (loads that model on first call)
     GET  /api/models                  the shipped models' cards (checkpoints/*/README.md) as HTML
     POST /api/upload?name=song.mp3    raw file body → {"id": …, "name": …}
-    POST /api/run/<task>              parameters (JSON) → {"job": id}; one worker runs the jobs in order
+    POST /api/run/<task>              parameters (JSON) → {"job": id}; one worker runs the jobs in order. Tasks:
+                                      attributes {prompt, images: [upload ids], num, seed, steps, guidance, regions},
+                                      attributes_edit {image: upload id, prompt, region, strength, num, seed, steps},
+                                      calligraphy {...}, dance {...}
     GET  /api/job/<id>                {"state": queued|running|done|error, "progress", "message", "result", "error"}
     GET  /files/<job>/<name>          a job's outputs (byte ranges supported, for video seeking)
 
@@ -45,6 +48,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -308,7 +312,57 @@ class App:
 
 
 # ---- the three tasks --------------------------------------------------------------------------------------------------
+MAX_IMAGE_PROMPTS = 4  # uploaded images per attribute prompt
+
+
+def _upload_ids(p: dict, key: str, limit: int) -> list[str]:
+    ids = p.get(key) or []
+    if isinstance(ids, str):
+        ids = [ids]
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ValueError(f"{key} must be a list of upload ids")
+    if len(ids) > limit:
+        raise ValueError(f"at most {limit} images, got {len(ids)}")
+    return ids
+
+
+def _save_png(image, path: Path) -> None:
+    """A (3, H, W) tensor in [-1, 1] or an (H, W, 3) uint8 grid → PNG, atomically (a failed job leaves no file)."""
+    from PIL import Image
+
+    arr = image if not hasattr(image, "permute") else \
+        ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    tmp = path.with_name(path.name + ".tmp")
+    Image.fromarray(arr).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def _read_uploaded_images(app: App, ids: list[str], size: int, what: str) -> list[tuple[str, str]]:
+    """Every uploaded image read (and its size checked) before any sampling: [(path, name)]; an unreadable file is an
+    error that names it."""
+    from tasks.attributes.terms import load_image
+
+    out = []
+    for uid in ids:
+        path, name = app.uploads.get(uid)
+        load_image(str(path), size, what)
+        out.append((str(path), name))
+    return out
+
+
+def _by_name(lines, files: list[tuple[str, str]]) -> list[str]:
+    """The server's upload paths in messages → the names the files were uploaded with."""
+    out = []
+    for line in lines:
+        for path, name in files:
+            line = line.replace(path, name)
+        out.append(line)
+    return out
+
+
 def run_attributes(app: App, job: Job) -> dict:
+    """A composite prompt (attribute names, plain words) and, optionally, uploaded image prompts: each image is an
+    Img(...) term combined with the typed prompt (`Img(a) & Img(b) & T(prompt)`)."""
     p = job.params
     prompt = _str(p, "prompt")
     num, seed = _int(p, "num", 16), _int(p, "seed", 0)
@@ -316,25 +370,81 @@ def run_attributes(app: App, job: Job) -> dict:
     regions = p.get("regions") or None
     if regions is not None and not (isinstance(regions, dict) and all(isinstance(v, str) for v in regions.values())):
         raise ValueError("regions must map attribute names to region names")
+    image_ids = _upload_ids(p, "images", MAX_IMAGE_PROMPTS)
     job.stage("loading the attribute model")
     pipe = pipeline("attributes")
     from tasks.attributes.pipeline import to_grid
-    from PIL import Image
 
+    files = _read_uploaded_images(app, image_ids, pipe.size, "image prompt") if image_ids else []
+    query = prompt
+    if files:
+        from tasks.attributes.terms import Expr, Img, T
+
+        query = Expr(tuple(Img(path) for path, _ in files) + ((T(prompt),) if prompt.strip() else ()))
     total = steps or _default_steps(pipe)
     kw = {k: v for k, v in dict(num=num, seed=seed, steps=steps, guidance=guidance, regions=regions).items()
           if v is not None}  # left out: the pipeline's own default
     job.stage("sampling", 0.0)
     t0 = time.time()
-    if _accepts(pipe.__call__, "progress"):
-        images = pipe(prompt, **kw, progress=lambda i, n: job.step(i, n))
-    else:
-        with _count_steps(pipe, job, total, "sampling"):
-            images = pipe(prompt, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the resize notes come back in the result instead
+        if _accepts(pipe.__call__, "progress"):
+            images = pipe(query, **kw, progress=lambda i, n: job.step(i, n))
+        else:
+            with _count_steps(pipe, job, total, "sampling"):
+                images = pipe(query, **kw)
     seconds = time.time() - t0
-    Image.fromarray(to_grid(images)).save(job.folder / "grid.png")
+    _save_png(to_grid(images), job.folder / "grid.png")
     return {"image": job.url("grid.png"), "prompt": prompt, "num": int(images.shape[0]),
-            "size": list(images.shape[-2:]), "seconds": round(seconds, 2)}
+            "size": list(images.shape[-2:]), "seconds": round(seconds, 2), "images": [n for _, n in files],
+            "understood": _by_name(getattr(pipe, "understood", []), files),
+            "notes": _by_name(getattr(pipe, "notes", []), files)}
+
+
+def run_attributes_edit(app: App, job: Job) -> dict:
+    """"This face, with sunglasses": an uploaded face, a prompt, a region (a name of faces.REGIONS, or "" = the regions
+    of the attributes the prompt names) and a strength → pipe.edit; pixels outside the region are kept."""
+    p = job.params
+    (image_id,) = _upload_ids(p, "image", 1) or [None]
+    if image_id is None:
+        raise ValueError("upload the face to edit first (a PNG or JPEG image)")
+    prompt = _str(p, "prompt")
+    if not prompt.strip():
+        raise ValueError("write what the edit should add or remove, e.g. 'sunglasses' or '~hat'")
+    region = _str(p, "region").strip() or None
+    from tasks.attributes.faces import REGIONS
+
+    if region is not None and region not in REGIONS:
+        raise ValueError(f"unknown region {region!r}; regions: {', '.join(REGIONS)} (or leave it empty: the regions "
+                         "of the attributes the prompt names)")
+    strength = _float(p, "strength", 0.8)
+    if not 0.0 < strength <= 1.0:
+        raise ValueError(f"strength must be in (0, 1], got {strength:g}")
+    num, seed, steps = _int(p, "num", 4), _int(p, "seed", 0), _int(p, "steps")
+    guidance = _float(p, "guidance", lo=0.0)
+    job.stage("loading the attribute model")
+    pipe = pipeline("attributes")
+    from tasks.attributes.pipeline import to_grid
+
+    files = _read_uploaded_images(app, [image_id], pipe.size, "edit image")
+    ((path, name),) = files
+    from tasks.attributes.terms import load_image
+
+    x0, _ = load_image(path, pipe.size, "edit image")
+    job.stage("editing", 0.0)
+    t0 = time.time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        images = pipe.edit(path, prompt, region=region, strength=strength, num=num, seed=seed, steps=steps,
+                           guidance=guidance, progress=lambda i, n: job.step(i, n, "editing"))
+    seconds = time.time() - t0
+    _save_png(x0, job.folder / "input.png")
+    _save_png(to_grid(images), job.folder / "grid.png")
+    return {"image": job.url("grid.png"), "input": job.url("input.png"), "prompt": prompt, "source": name,
+            "region": region or "auto", "strength": strength, "num": int(images.shape[0]),
+            "size": list(images.shape[-2:]), "seconds": round(seconds, 2),
+            "understood": _by_name(getattr(pipe, "understood", []), files),
+            "notes": _by_name(getattr(pipe, "notes", []), files)}
 
 
 def run_calligraphy(app: App, job: Job) -> dict:
@@ -416,7 +526,8 @@ def run_dance(app: App, job: Job) -> dict:
             "music_seconds": round(len(joints) / 30, 2), "seconds": round(time.time() - t0, 2)}
 
 
-RUNNERS = {"attributes": run_attributes, "calligraphy": run_calligraphy, "dance": run_dance}
+RUNNERS = {"attributes": run_attributes, "attributes_edit": run_attributes_edit, "calligraphy": run_calligraphy,
+           "dance": run_dance}
 
 
 # ---- static information ---------------------------------------------------------------------------------------------

@@ -160,14 +160,69 @@ function setupAttributes() {
   const form = $("#attr-form"), ui = jobUI(form);
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    runJob(ui, "attributes", async () => ({
-      prompt: prompt.value, num: intOrNull($("#attr-num")), seed: intOrNull($("#attr-seed")),
-      steps: intOrNull($("#attr-steps")), guidance: intOrNull($("#attr-guidance")),
-    }), async (r) => {
+    $("#attr-understood").replaceChildren();
+    runJob(ui, "attributes", async (status) => {
+      const files = [...$("#attr-images").files];
+      const images = [];
+      for (const f of files) {
+        checkImageFile(f);
+        status(`uploading ${f.name}`);
+        images.push((await upload(f)).id);
+      }
+      return { prompt: prompt.value, images, num: intOrNull($("#attr-num")), seed: intOrNull($("#attr-seed")),
+               steps: intOrNull($("#attr-steps")), guidance: intOrNull($("#attr-guidance")) };
+    }, async (r) => {
       const img = $("#attr-image");
       await loadImage(img, r.image);
-      $("#attr-meta").textContent = `${r.num} images of ${r.size.join("×")} for “${r.prompt || "(unconditional)"}” in ` +
-        `${r.seconds.toFixed(1)} s`;
+      const what = [r.images.length ? r.images.map((n) => `Img(${n})`).join(" & ") : "", r.prompt].filter(Boolean);
+      $("#attr-meta").textContent = `${r.num} images of ${r.size.join("×")} for “${what.join(" & ") || "(unconditional)"}” ` +
+        `in ${r.seconds.toFixed(1)} s`;
+      showUnderstood($("#attr-understood"), r);
+    });
+  });
+}
+
+// What the server read the plain words / images as, and its notes (e.g. an image resized).
+function showUnderstood(ul, r) {
+  const items = (r.understood || []).map((t) => ["understood: " + t, ""]).concat((r.notes || []).map((t) => [t, "note"]));
+  ul.replaceChildren(...items.map(([t, cls]) => {
+    const li = document.createElement("li");
+    li.textContent = t; if (cls) li.className = cls;
+    return li;
+  }));
+}
+
+// A first check in the page; the server reads every upload again and says what is wrong with it.
+function checkImageFile(f) {
+  if (!f.size) throw new UserError(`the file ${f.name} is empty`);
+  if (f.type && !f.type.startsWith("image/"))
+    throw new UserError(`${f.name} is not an image (${f.type}); upload a PNG or JPEG face`);
+}
+
+function setupEdit() {
+  const region = $("#edit-region"), strength = $("#edit-strength"), shown = $("#edit-strength-value");
+  for (const r of INFO.regions) region.add(new Option(r, r));
+  const showStrength = () => { shown.textContent = Number(strength.value).toFixed(2); };
+  strength.addEventListener("input", showStrength);
+  showStrength();
+  const form = $("#edit-form"), ui = jobUI(form);
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    $("#edit-understood").replaceChildren();
+    runJob(ui, "attributes_edit", async (status) => {
+      const f = $("#edit-image").files[0];
+      if (!f) throw new UserError("choose the face to edit first (a PNG or JPEG image)");
+      checkImageFile(f);
+      status(`uploading ${f.name}`);
+      const up = await upload(f);
+      return { image: up.id, prompt: $("#edit-prompt").value, region: region.value, strength: Number(strength.value),
+               num: intOrNull($("#edit-num")), seed: intOrNull($("#edit-seed")), steps: intOrNull($("#edit-steps")) };
+    }, async (r) => {
+      await loadImage($("#edit-input"), r.input);
+      await loadImage($("#edit-output"), r.image);
+      $("#edit-meta").textContent = `${r.num} edits of ${r.source}: “${r.prompt}” in region ${r.region}, strength ` +
+        `${r.strength.toFixed(2)}, in ${r.seconds.toFixed(1)} s`;
+      showUnderstood($("#edit-understood"), r);
     });
   });
 }
@@ -393,6 +448,7 @@ function setupModels() {
 }
 
 setupAttributes();
+setupEdit();
 setupCalligraphy();
 setupDance();
 setupModels();

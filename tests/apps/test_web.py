@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
@@ -203,6 +204,191 @@ def test_attributes_tab(page):
     msg = error_text(page, "#attr-form")
     assert "unknown attribute 'wizard'" in msg and "valid attributes" in msg, msg
     no_traceback(msg)
+
+
+EXAMPLES = ROOT / "tasks" / "attributes" / "examples"
+
+
+def _not_an_image(path: Path) -> str:
+    path.write_text("this is not an image\n" * 20)
+    return str(path)
+
+
+def _big_face(path: Path) -> str:
+    from PIL import Image
+
+    with Image.open(EXAMPLES / "soldier.png") as im:
+        im.resize((64, 64), Image.NEAREST).save(path)
+    return str(path)
+
+
+def test_attributes_image_prompt(page, tmp_path):
+    """Two uploaded images (the bundled soldier + badge pair) and a typed prompt → one grid, with what each image was
+    read as; a file that is not an image → the server's message naming it, no image."""
+    page.click("#tab-attributes")
+    page.fill("#attr-prompt", "hat")
+    page.dispatch_event("#attr-prompt", "input")
+    page.set_input_files("#attr-images", [str(EXAMPLES / "soldier.png"), str(EXAMPLES / "badge.png")])
+    page.fill("#attr-num", "2")
+    page.fill("#attr-steps", "4")
+    assert run_form(page, "#attr-form", "#attr-run") == "done", error_text(page, "#attr-form")
+    grid = decoded_image(page, "#attr-image")
+    assert grid.shape[:2] == (36, 70) and grid.std() > 10, grid.shape  # two 32×32 faces, 2-px gaps
+    meta, understood = page.inner_text("#attr-meta"), page.inner_text("#attr-understood")
+    assert "Img(soldier.png) & Img(badge.png) & hat" in meta, meta
+    assert "soldier.png" in understood and "badge.png" in understood, understood
+    assert str(ROOT) not in understood and "uploads" not in understood  # names, not the server's paths
+
+    first = page.get_attribute("#attr-image", "src")
+    page.set_input_files("#attr-images", [str(EXAMPLES / "soldier.png"), _not_an_image(tmp_path / "notes.png")])
+    assert run_form(page, "#attr-form", "#attr-run") == "error"
+    msg = error_text(page, "#attr-form")
+    assert "cannot read image prompt 'notes.png'" in msg and "accepted" in msg, msg
+    assert str(tmp_path) not in msg
+    no_traceback(msg)
+    assert page.get_attribute("#attr-image", "src") == first  # no new image
+    page.set_input_files("#attr-images", [])
+
+
+def test_attributes_edit(page, tmp_path):
+    """Upload a face, ask for sunglasses in the eyes region at strength 0.6: the input and the edits come back, the
+    pixels outside the region are the input's; a wrong-size face is resized and said so; a bad upload is an error."""
+    from tasks.attributes.faces import region_mask
+
+    page.click("#tab-attributes")
+    page.set_input_files("#edit-image", str(EXAMPLES / "soldier.png"))
+    page.fill("#edit-prompt", "sunglasses")
+    page.select_option("#edit-region", "eyes")
+    page.eval_on_selector("#edit-strength", "e => { e.value = '0.6'; e.dispatchEvent(new Event('input', "
+                                             "{bubbles: true})); }")
+    assert page.inner_text("#edit-strength-value") == "0.60"
+    page.fill("#edit-num", "2")
+    page.fill("#edit-steps", "4")
+    assert run_form(page, "#edit-form", "#edit-run") == "done", error_text(page, "#edit-form")
+    face = decoded_image(page, "#edit-input")
+    grid = decoded_image(page, "#edit-output")
+    assert face.shape == (32, 32, 3) and grid.shape[:2] == (36, 70), (face.shape, grid.shape)
+    outside = region_mask("eyes", 32) == 0
+    for k in range(2):
+        edited = grid[2:34, 2 + 34 * k:34 + 34 * k].astype(int)
+        assert np.abs(edited - face.astype(int))[outside].max() <= 1  # known pixels come back
+    meta = page.inner_text("#edit-meta")
+    assert "soldier.png" in meta and "region eyes" in meta and "strength 0.60" in meta, meta
+
+    page.set_input_files("#edit-image", _big_face(tmp_path / "big.png"))
+    page.select_option("#edit-region", "")  # auto: the regions of the prompt's attributes
+    assert run_form(page, "#edit-form", "#edit-run") == "done", error_text(page, "#edit-form")
+    notes = page.inner_text("#edit-understood")
+    assert "big.png" in notes and "64×64; resized to 32×32" in notes, notes
+    assert "region auto" in page.inner_text("#edit-meta")
+
+    page.set_input_files("#edit-image", _not_an_image(tmp_path / "face.png"))
+    assert run_form(page, "#edit-form", "#edit-run") == "error"
+    msg = error_text(page, "#edit-form")
+    assert "cannot read edit image 'face.png'" in msg, msg
+    no_traceback(msg)
+    txt = tmp_path / "face.txt"
+    txt.write_text("hello")
+    page.set_input_files("#edit-image", str(txt))
+    assert run_form(page, "#edit-form", "#edit-run") == "error"
+    assert "face.txt is not an image" in error_text(page, "#edit-form")
+
+
+# ---- the attribute endpoints without the browser ---------------------------------------------------------------------
+def _post(server, path: str, data: bytes, ctype: str = "application/json") -> dict:
+    import json
+
+    req = urllib.request.Request(server["url"] + path, data=data, method="POST", headers={"Content-Type": ctype})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return json.loads(e.read())
+
+
+def _upload(server, path: Path, name: str | None = None) -> str:
+    return _post(server, f"/api/upload?name={name or path.name}", path.read_bytes(), "application/octet-stream")["id"]
+
+
+def _run(server, task: str, params: dict) -> dict:
+    import json
+
+    s = _post(server, f"/api/run/{task}", json.dumps(params).encode())
+    if "job" not in s:
+        return s
+    deadline = time.time() + JOB_TIMEOUT_MS / 1000
+    while s.get("state") in ("queued", "running") and time.time() < deadline:
+        time.sleep(0.25)
+        with urllib.request.urlopen(f"{server['url']}/api/job/{s['job']}", timeout=10) as r:
+            s = json.loads(r.read())
+    return s
+
+
+def _png(server, url: str) -> np.ndarray:
+    from PIL import Image
+
+    with urllib.request.urlopen(server["url"] + url, timeout=10) as r:
+        return np.asarray(Image.open(io.BytesIO(r.read())).convert("RGB"))
+
+
+def test_api_image_prompt(server, tmp_path):
+    a, b = _upload(server, EXAMPLES / "soldier.png"), _upload(server, EXAMPLES / "badge.png")
+    s = _run(server, "attributes", {"prompt": "", "images": [a, b], "num": 1, "steps": 3})
+    assert s["state"] == "done", s
+    r = s["result"]
+    assert r["images"] == ["soldier.png", "badge.png"] and r["notes"] == []
+    assert [line.split(" → ")[0] for line in r["understood"]] == ["Img('soldier.png')", "Img('badge.png')"]
+    assert _png(server, r["image"]).shape == (32, 32, 3)  # one face: no grid gaps
+    big = _upload(server, Path(_big_face(tmp_path / "big.png")))
+    s = _run(server, "attributes", {"prompt": "a smiling man", "images": [big], "num": 1, "steps": 3})
+    assert s["state"] == "done", s
+    assert s["result"]["notes"] == ["image 'big.png' is 64×64; resized to 32×32"], s["result"]
+    assert any(line.startswith("'a smiling man' → ") for line in s["result"]["understood"]), s["result"]
+    # bad inputs: an error message, no output file
+    bad = _upload(server, Path(_not_an_image(tmp_path / "x.png")))
+    cases = [({"images": [bad]}, "cannot read image prompt 'x.png'"),
+             ({"images": ["nope"]}, "uploaded file not found"),
+             ({"images": [a] * 5}, "at most 4 images"),
+             ({"images": [a], "prompt": "a red bicycle"}, "names nothing the model knows"),
+             ({"prompt": "a smiling man " * 40}, "too long"),
+             ({"prompt": "glasses & wizard"}, "unknown attribute 'wizard'")]
+    for params, expected in cases:
+        s = _run(server, "attributes", {"num": 1, "steps": 2, **params})
+        assert s["state"] == "error" and expected in s["error"], (params, s)
+        assert "Traceback" not in s["error"] and str(tmp_path) not in s["error"]
+        assert not (server["dir"] / "files" / "jobs" / s["job"] / "grid.png").exists()
+
+
+def test_api_edit(server, tmp_path):
+    from tasks.attributes.faces import region_mask
+
+    face = _upload(server, EXAMPLES / "soldier.png")
+    s = _run(server, "attributes_edit", {"image": face, "prompt": "hat", "region": "top", "strength": 1.0, "num": 1,
+                                         "steps": 3})
+    assert s["state"] == "done", s
+    r = s["result"]
+    assert r["region"] == "top" and r["strength"] == 1.0 and r["source"] == "soldier.png"
+    x, x0 = _png(server, r["image"]).astype(int), _png(server, r["input"]).astype(int)  # one face: no grid gaps
+    assert x.shape == x0.shape == (32, 32, 3)
+    assert np.abs(x - x0)[region_mask("top", 32) == 0].max() <= 1
+    s = _run(server, "attributes_edit", {"image": face, "prompt": "wearing shades", "num": 1, "steps": 2})
+    assert s["state"] == "done" and s["result"]["region"] == "auto", s
+    assert any("sunglasses" in line for line in s["result"]["understood"]), s["result"]
+    bad = _upload(server, Path(_not_an_image(tmp_path / "face.png")))
+    cases = [({}, "upload the face to edit first"),
+             ({"image": bad}, "cannot read edit image 'face.png'"),
+             ({"image": face, "prompt": "  "}, "write what the edit should add or remove"),
+             ({"image": face, "region": "elbow"}, "unknown region 'elbow'"),
+             ({"image": face, "strength": 0}, "strength must be in (0, 1]"),
+             ({"image": face, "strength": "lots"}, "strength must be a number"),
+             ({"image": face, "prompt": "a red bicycle"}, "names nothing the model knows"),
+             ({"image": face, "prompt": "a smiling man " * 40}, "too long")]
+    for params, expected in cases:
+        s = _run(server, "attributes_edit", {"prompt": "sunglasses", "num": 1, "steps": 2, **params})
+        assert s["state"] == "error" and expected in s["error"], (params, s)
+        assert "Traceback" not in s["error"]
+        folder = server["dir"] / "files" / "jobs" / s["job"]
+        assert not (folder / "grid.png").exists() and not (folder / "input.png").exists()
 
 
 def test_calligraphy_tab(page, tmp_path):
