@@ -243,3 +243,49 @@ def test_evaluate_prompts_section_is_merged_into_the_report(tmp_path):
                                    "edit_rmse_outside_max"}
     assert sec["edit"]["sunglasses"]["rmse_outside"] < 1e-6  # known pixels come back exactly
     assert sec["command"].startswith("python -m tasks.attributes.evaluate --prompts")
+
+
+def test_bad_inputs_of_plain_prompts_and_edits_raise_before_any_sampling(pipe, tmp_path, monkeypatch):
+    """Issue 18, item 6 beyond T()/Img(): an over-long plain string, a text naming nothing (the message says what was
+    understood and what the model knows), an edit without a prompt, with words naming nothing, or of a file that is
+    not an image — each a clear error raised before the sampler runs (so nothing partial is ever produced)."""
+    import tasks.attributes.pipeline as pipemod
+
+    face, _ = render_sample(0, 3, "train")
+    path = tmp_path / "face.png"
+    Image.fromarray(face).save(path)
+    notes = tmp_path / "notes.png"
+    notes.write_text("not an image")
+    calls = []
+    monkeypatch.setattr(pipemod, "guided_model", lambda *a, **k: calls.append(1))  # any sampling would record a call
+    with pytest.raises(TextError, match="too long"):
+        pipe("a smiling man " * 40, num=1, steps=2)
+    with pytest.raises(TextError, match=r"names nothing the model knows \(understood: nothing"):
+        pipe("a red bicycle", num=1, steps=2)
+    with pytest.raises(ValueError, match="an edit needs a prompt that names something"):
+        pipe.edit(str(path), "", num=1, steps=2)
+    with pytest.raises(TextError, match="names nothing"):
+        pipe.edit(str(path), "a red bicycle", num=1, steps=2)
+    with pytest.raises(ImageError, match="cannot read edit image"):
+        pipe.edit(str(notes), "sunglasses", num=1, steps=2)
+    with pytest.raises(ImageError, match=r"\(H, W, 3\) uint8"):
+        pipe.edit(np.zeros((32, 32), np.uint8), "sunglasses", num=1, steps=2)
+    assert calls == []
+
+
+def test_cli_bad_texts_write_nothing(model_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(clipmod, "load_clip", lambda name="attributes_clip", dtype=None: (_tiny_clip(), clipmod
+                                                                                            .tokenizer_for(_tiny_clip())))
+    monkeypatch.setattr(clipmod, "decode_text", _stub_decode)
+    face, _ = render_sample(0, 5, "train")
+    src = tmp_path / "face.png"
+    Image.fromarray(face).save(src)
+    for args, expected in ((["--prompt", "a red bicycle"], "names nothing"),
+                           (["--prompt", "a smiling man " * 40], "too long"),
+                           (["--edit", str(src), "--prompt", "a red bicycle"], "names nothing"),
+                           (["--edit", str(src), "--prompt", ""], "an edit needs a prompt"),
+                           (["--image", str(src), "--prompt", "a red bicycle"], "names nothing")):
+        target = tmp_path / "never.png"
+        rc = generate.main(["--model", model_dir, "--steps", "2", "--num", "1", "--out", str(target), *args])
+        err = capsys.readouterr().err
+        assert rc == 2 and expected in err and not target.exists(), (args, err)
