@@ -16,9 +16,13 @@ Prompts, all with the pipeline's composite algebra (each term specifies one attr
     region_accuracy             "a@R_a" → a present (R_a = its region), and "~a@R_a & a@(not R_a)" → a absent: the a-term
                                 placed outside its region does not bring a back
 
-Sampling uses the pipeline's defaults (ancestral Euler, 20 steps, W = 6) and the model's calibrated per-attribute
-guidance scales (tasks.attributes.calibrate, chosen on seed 1; this evaluation samples with seed 0). --ablate scores
-the model under test again without those scales and with the deterministic dpm++ sampler.
+Sampling uses the pipeline's defaults (its pipeline.json `sampling`: ancestral Euler, 20 steps, W) and the model's
+calibrated per-attribute guidance scales. W and the scales are chosen by tasks.attributes.calibrate on prompts and
+seeds disjoint from this evaluation's: the evaluation samples with seed 0 (and its text/image/edit section chooses the
+edit strength on seed 1), the calibration only with seeds in CALIBRATION_SEEDS, which this evaluation refuses, and on
+prompts none of which is in `evaluation_prompt_keys()` (every prompt this evaluation asks, at its full and --quick
+settings; checked in calibrate.py and by tests/tasks/attributes/test_attr_calibrate.py). --ablate scores the model
+under test again without those scales and with the deterministic dpm++ sampler.
 
 Baselines in the same run: joint conditioning (one condition with all prompt attributes) vs composed single-attribute
 terms on the main model; a model trained jointly without per-attribute dropout (--joint-model) and a model trained from
@@ -46,15 +50,100 @@ from tasks.attributes.pipeline import DEFAULT_GUIDANCE, DEFAULT_SCHEDULER, DEFAU
 
 TARGETS = {"per_attribute": 0.97, "all_correct.seen.3": 0.90, "all_correct.heldout.3": 0.80, "not": 0.95, "region": 0.85}
 
-# A prompt here: a list of (attribute, on, region or None); `expect`: attribute → value the judge must report.
+# Seeds. The evaluation samples with --seed (default EVAL_SEED); its text/image/edit section also chooses the edit
+# strength on --seed + 1. The calibration (tasks.attributes.calibrate) samples only with seeds in CALIBRATION_SEEDS,
+# which the evaluation refuses: the per-image noise generators (gen.pipeline.per_sample_generators, seed · 1000003 + i)
+# of the two never meet (noise_seeds, check_disjoint_seeds).
+EVAL_SEED = 0
+CALIBRATION_SEEDS = range(1000, 2000)
+QUICK_N_COMBOS, FULL_N_COMBOS = 4, 8  # --n-combos of --quick and of the full evaluation
+SEED_STRIDE = 1_000_003  # gen.pipeline.per_sample_generators
+
+# A prompt here: a list of (attribute, on, region); region None (whole image), a region name of faces.REGIONS, ("not",
+# name) for its complement, or a mask tensor. `expect`: attribute → value the judge must report.
+
+
+def _mask(pipe: AttributesPipeline, region):
+    if isinstance(region, str):
+        return load_mask(region, pipe.size)
+    if isinstance(region, tuple) and len(region) == 2 and region[0] == "not":
+        return 1.0 - load_mask(region[1], pipe.size)
+    return region
 
 
 def _terms(pipe: AttributesPipeline, prompt) -> Prompt:
     out = []
     for name, on, region in prompt:
         t = pipe.attribute(name) if on else ~pipe.attribute(name)
-        out.append(t if region is None else t.within(region))
+        out.append(t if region is None else t.within(_mask(pipe, region)))
     return Prompt(tuple(out))
+
+
+def prompt_key(prompt) -> frozenset:
+    """A prompt as a set of (attribute, on, region) — order-free, so "a & ~b" and "~b & a" are one prompt."""
+    return frozenset((a, bool(on), r if r is None or isinstance(r, (str, tuple)) else "mask") for a, on, r in prompt)
+
+
+def noise_seeds(seed: int, num: int) -> range:
+    """The generator seeds of `num` images sampled with `seed` (gen.pipeline.per_sample_generators)."""
+    if not 0 <= num <= SEED_STRIDE:
+        raise ValueError(f"at most {SEED_STRIDE} images per seed keep the noise streams of two seeds apart, got {num}")
+    return range(int(seed) * SEED_STRIDE, int(seed) * SEED_STRIDE + num)
+
+
+def evaluation_seeds(seed: int = EVAL_SEED) -> tuple[int, ...]:
+    """Every sampling seed an evaluation at --seed uses (the main sections and the text/image/edit section's edit
+    strength selection)."""
+    return (seed, seed + 1)
+
+
+def check_disjoint_seeds(calibration_seed: int, num: int, eval_seed: int = EVAL_SEED, eval_num: int = SEED_STRIDE) -> None:
+    """Raise ValueError unless `calibration_seed` is a calibration seed whose first `num` noise generators are none
+    of the evaluation's (any number of images up to eval_num at each of evaluation_seeds(eval_seed))."""
+    if calibration_seed not in CALIBRATION_SEEDS:
+        raise ValueError(f"calibration seed {calibration_seed} is not in the calibration range "
+                         f"{CALIBRATION_SEEDS.start}..{CALIBRATION_SEEDS.stop - 1} (the evaluation's seeds are "
+                         f"{evaluation_seeds(eval_seed)})")
+    mine = noise_seeds(calibration_seed, num)
+    for s in evaluation_seeds(eval_seed):
+        theirs = noise_seeds(s, eval_num)
+        if max(mine.start, theirs.start) < min(mine.stop, theirs.stop):
+            raise ValueError(f"calibration seed {calibration_seed} shares noise generators with the evaluation's "
+                             f"seed {s}")
+
+
+def evaluation_prompts(seed: int = EVAL_SEED, n_combos: int = FULL_N_COMBOS, full: bool = True) -> dict[str, list]:
+    """The prompts evaluate_model asks at this seed and --n-combos, by section, in the order it asks them (the random
+    draws are those of evaluate_model; full=False: the per-attribute and 3-attribute sets of the baselines)."""
+    rng = random.Random(seed)
+    out: dict[str, list] = {"per_attribute": [[(a, on, None)] for a in ATTRIBUTES for on in (True, False)]}
+    sets = [("seen", 3), ("heldout", 3)] + ([("seen", 2), ("heldout", 2)] if full else [])
+    for split, k in sets:
+        out[f"all_correct.{split}.{k}"] = [[(a, True, None) for a in c]
+                                           for c in _combos(k, split == "heldout", n_combos, rng)]
+    if not full:
+        return out
+    pairs = rng.sample([p for p in itertools.permutations(ATTRIBUTES, 2)], n_combos)
+    out["not"] = [[(b, True, None), (a, False, None)] for b, a in pairs]
+    out["region.inside"] = [[(a, True, ATTRIBUTE_REGION[a])] for a in ATTRIBUTES]
+    out["region.outside"] = [[(a, False, ATTRIBUTE_REGION[a]), (a, True, ("not", ATTRIBUTE_REGION[a]))]
+                             for a in ATTRIBUTES]
+    return out
+
+
+def evaluation_prompt_keys(seed: int = EVAL_SEED) -> set[frozenset]:
+    """prompt_key of every attribute-name prompt the evaluation asks at `seed`, at its full and --quick settings: the
+    main sections (evaluation_prompts) and the named prompts of the text/image/edit section
+    (evaluate_prompts.attribute_sets). The calibration asks none of them."""
+    from tasks.attributes.evaluate_prompts import DEFAULT_N_SETS, QUICK_N_SETS, attribute_sets
+
+    keys: set[frozenset] = set()
+    for n in (QUICK_N_COMBOS, FULL_N_COMBOS):
+        for prompts in evaluation_prompts(seed, n, full=True).values():
+            keys |= {prompt_key(p) for p in prompts}
+    for n in (QUICK_N_SETS, DEFAULT_N_SETS, 32):  # the first n sets of a longer list are the shorter list (up to 32)
+        keys |= {prompt_key([(a, v, None) for a, v in spec.items()]) for spec in attribute_sets(n, seed)}
+    return keys
 
 
 def generate(pipe: AttributesPipeline, prompts: list, n_per: int, args, mode: str = "composed") -> torch.Tensor:
@@ -119,14 +208,15 @@ def evaluation_triples(seed: int = 0, n_combos: int = 8) -> set[tuple[str, ...]]
 
 def evaluate_model(pipe: AttributesPipeline, judge, args, full: bool = True, joint: bool = True) -> dict:
     """The metric set for one model. full=False: per-attribute and 3-attribute all-correct only (for baselines);
-    joint=False: without the joint-conditioning variant of the all-correct prompts."""
-    rng = random.Random(args.seed)
+    joint=False: without the joint-conditioning variant of the all-correct prompts. The prompts are
+    evaluation_prompts(args.seed, args.n_combos, full)."""
+    asked = evaluation_prompts(args.seed, args.n_combos, full)
     n = args.n_per
     res: dict = {}
     # 1. per-attribute: single tri-state terms, on and off
-    singles = [[(a, on, None)] for a in ATTRIBUTES for on in (True, False)]
+    singles = asked["per_attribute"]
     imgs = generate(pipe, singles, n, args)
-    scores = judge_all_correct(judge, imgs, [{a: on} for a in ATTRIBUTES for on in (True, False)], n)
+    scores = judge_all_correct(judge, imgs, [{a: on} for [(a, on, _)] in singles], n)
     res["per_attribute_accuracy"] = {a: _mean(scores[2 * i:2 * i + 2]) for i, a in enumerate(ATTRIBUTES)}
     res["per_attribute_accuracy_mean"] = _mean(list(res["per_attribute_accuracy"].values()))
     # 2. all-correct on seen / held-out combinations, composed (default) and joint conditioning
@@ -134,31 +224,27 @@ def evaluate_model(pipe: AttributesPipeline, judge, args, full: bool = True, joi
     res["joint_conditioning"] = {"seen": {}, "heldout": {}}
     sets = [("seen", 3), ("heldout", 3)] + ([("seen", 2), ("heldout", 2)] if full else [])
     for split, k in sets:
-        combos = _combos(k, split == "heldout", args.n_combos, rng)
-        prompts = [[(a, True, None) for a in c] for c in combos]
-        expects = [{a: True for a in c} for c in combos]
+        prompts = asked[f"all_correct.{split}.{k}"]
+        expects = [{a: True for a, _, _ in p} for p in prompts]
         for mode, key in (("composed", "all_correct"), ("joint", "joint_conditioning"))[:2 if joint else 1]:
             s = judge_all_correct(judge, generate(pipe, prompts, n, args, mode), expects, n)
             res[key][split][str(k)] = _mean(s)
     if not full:
         return res
     # 3. NOT: "b & ~a", both negation implementations
-    pairs = rng.sample([p for p in itertools.permutations(ATTRIBUTES, 2)], args.n_combos)
-    prompts = [[(b, True, None), (a, False, None)] for b, a in pairs]
+    prompts = asked["not"]
     res["not_accuracy_by_negation"] = {}
     default = pipe.negation
     for neg in ("off", "neg"):
         pipe.negation = neg
-        s = judge_all_correct(judge, generate(pipe, prompts, n, args), [{a: False} for _, a in pairs], n)
+        s = judge_all_correct(judge, generate(pipe, prompts, n, args), [{p[1][0]: False} for p in prompts], n)
         res["not_accuracy_by_negation"][neg] = _mean(s)
     pipe.negation = default
     res["not_accuracy"] = res["not_accuracy_by_negation"][default]
     # 4. regions: inside its own region → present; off inside, on outside → absent
-    inside = [[(a, True, load_mask(ATTRIBUTE_REGION[a], pipe.size))] for a in ATTRIBUTES]
-    outside = [[(a, False, load_mask(ATTRIBUTE_REGION[a], pipe.size)),
-                (a, True, 1.0 - load_mask(ATTRIBUTE_REGION[a], pipe.size))] for a in ATTRIBUTES]
-    s_in = judge_all_correct(judge, generate(pipe, inside, n, args), [{a: True} for a in ATTRIBUTES], n)
-    s_out = judge_all_correct(judge, generate(pipe, outside, n, args), [{a: False} for a in ATTRIBUTES], n)
+    s_in = judge_all_correct(judge, generate(pipe, asked["region.inside"], n, args), [{a: True} for a in ATTRIBUTES], n)
+    s_out = judge_all_correct(judge, generate(pipe, asked["region.outside"], n, args), [{a: False} for a in ATTRIBUTES],
+                              n)
     res["region_accuracy"] = _mean(s_in + s_out)
     res["region_detail"] = {"present_inside": _mean(s_in), "absent_when_only_outside": _mean(s_out)}
     return res
@@ -213,7 +299,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--classifier", default="runs/attr_classifier", help="judge folder (trained here if missing)")
     p.add_argument("--steps", type=int, default=None, help=f"sampler steps (default {DEFAULT_STEPS}, quick 8)")
     p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help="sampler")
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="guidance scale W")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="guidance scale W (default: the model's pipeline.json sampling.guidance, as calibrated)")
     p.add_argument("--guidance-sweep", type=float, nargs="*", default=[], metavar="W",
                    help="also score the model under test at these W (per-attribute and 3-attribute all-correct)")
     p.add_argument("--ablate", action="store_true",
@@ -224,6 +311,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=128, help="images per sampling run")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--note", default=None, help="a remark recorded in the report (e.g. why settings were reduced)")
     g = p.add_argument_group("text, image and edit prompts (tasks.attributes.evaluate_prompts)")
     g.add_argument("--prompts", action="store_true",
                    help="evaluate only plain-words prompts, image prompts and edits, and put them into --out as its "
@@ -241,10 +329,15 @@ def _parser() -> argparse.ArgumentParser:
 def parse_args(argv=None) -> tuple[argparse.Namespace, list[tuple[str, str]]]:
     """Step 1: the arguments with the --quick defaults filled in, and the --compare (NAME, PATH) pairs."""
     args = _parser().parse_args(argv)
+    from tasks.attributes.evaluate_prompts import DEFAULT_N_SETS, QUICK_N_SETS
+
     args.steps = args.steps or (8 if args.quick else DEFAULT_STEPS)
     args.n_per = args.n_per or (2 if args.quick else 16)
-    args.n_combos = args.n_combos or (4 if args.quick else 8)
-    args.n_sets = args.n_sets or (3 if args.quick else 12)
+    args.n_combos = args.n_combos or (QUICK_N_COMBOS if args.quick else FULL_N_COMBOS)
+    args.n_sets = args.n_sets or (QUICK_N_SETS if args.quick else DEFAULT_N_SETS)
+    if set(evaluation_seeds(args.seed)) & set(CALIBRATION_SEEDS):
+        raise SystemExit(f"--seed {args.seed}: seeds {CALIBRATION_SEEDS.start}..{CALIBRATION_SEEDS.stop - 1} are the "
+                         "calibration's (tasks.attributes.calibrate); evaluate on another one")
     args.n_images = args.n_images or (2 if args.quick else 8)
     extra = []
     for c in args.compare:
@@ -347,6 +440,8 @@ def main(argv=None) -> dict:
     t0 = time.time()
     judge, card = get_judge(args)
     pipe = AttributesPipeline.from_pretrained(args.model)
+    if args.guidance is None:
+        args.guidance = float(pipe.sampling.get("guidance", DEFAULT_GUIDANCE))
     if args.prompts:
         return prompts_main(argv, args, pipe, judge, card)
     report = {"command": "python -m tasks.attributes.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -355,6 +450,8 @@ def main(argv=None) -> dict:
               "classifier_card": card,
               "classifier_accuracy": card["accuracy"], "classifier_heldout_accuracy": card["heldout_accuracy"],
               "classifier_per_attribute_accuracy": card["per_attribute_accuracy"]}
+    if args.note:
+        report["note"] = args.note
     report["baselines"] = {}
     if not args.baselines_only:
         main_res = evaluate_main_model(report, pipe, judge, args)
@@ -366,6 +463,11 @@ def main(argv=None) -> dict:
         return report
     report["targets"] = targets(main_res)
     report["seconds"] = time.time() - t0
+    if os.path.exists(args.out):  # the text/image/edit section (--prompts, its own command) is kept
+        with open(args.out) as f:
+            old = json.load(f)
+        if "text_image_edit" in old:
+            report["text_image_edit"] = old["text_image_edit"]
     atomic_write_json(args.out, report, suffix=".json.tmp", newline=False)
     print(json.dumps({k: report[k] for k in ("classifier_accuracy", "per_attribute_accuracy_mean", "all_correct",
                                              "not_accuracy", "region_accuracy", "seconds")}, indent=2))
@@ -379,6 +481,8 @@ def prompts_main(argv, args, pipe, judge, card) -> dict:
     sec = evaluate_prompts(pipe, judge, args)
     sec["command"] = "python -m tasks.attributes.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
     sec["model"], sec["classifier_card"] = args.model, card
+    if args.note:
+        sec["note"] = args.note
     report = {}
     if os.path.exists(args.out):
         with open(args.out) as f:

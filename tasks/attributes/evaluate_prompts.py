@@ -42,6 +42,7 @@ from gen.guidance import Prompt
 from tasks.attributes.classifier import classify
 from tasks.attributes.faces import ATTRIBUTE_REGION, ATTRIBUTES, REGIONS, is_heldout, region_mask, render_sample
 
+QUICK_N_SETS, DEFAULT_N_SETS = 3, 12  # --n-sets of --quick and of the full evaluation
 TARGETS = {"free_text_vs_named": 0.9, "image_transfer": 0.9, "image_and_hat": 0.9, "edit_attribute": 0.9,
            "edit_rmse_outside_max": 0.05}
 

@@ -386,7 +386,8 @@ def save_grid(images: Tensor, path: str, nrow: int | None = None) -> str:
 
 
 # ---- export with a model card ----------------------------------------------------------------------------------------
-def model_card(run_config: dict, report: dict | None = None, attribute_scale: Mapping[str, float] | None = None) -> str:
+def model_card(run_config: dict, report: dict | None = None, attribute_scale: Mapping[str, float] | None = None,
+               guidance: float | None = None) -> str:
     """Markdown model card for an exported attribute model (through the one writer, gen.pipeline.model_card)."""
     from gen.pipeline import model_card as write_card
 
@@ -396,8 +397,9 @@ def model_card(run_config: dict, report: dict | None = None, attribute_scale: Ma
         keys = ("command", "classifier_accuracy", "per_attribute_accuracy_mean", "all_correct", "not_accuracy",
                 "region_accuracy", "targets", "ablation")
         evaluation = {k: report[k] for k in keys if k in report}
-    scales = (f"{dict(attribute_scale)}, chosen by `python -m tasks.attributes.calibrate` on the judge with seed 1 (the "
-              "evaluation samples with seed 0)") if attribute_scale else "none"
+    scales = (f"{dict(attribute_scale)}, chosen by `python -m tasks.attributes.calibrate` on the judge, with W, on "
+              "prompts and seeds disjoint from the evaluation's (calibration seeds 1000-1999, the evaluation's 0 and "
+              "1)") if attribute_scale else "none"
     return write_card(
         "Tri-state multi-label attribute model (procedural faces, 32×32)",
         "A `tasks.attributes.model.AttributeModel`: a 2D `gen.unet.ConditionalUNet` with one token per attribute "
@@ -406,7 +408,7 @@ def model_card(run_config: dict, report: dict | None = None, attribute_scale: Ma
         use='from tasks.attributes.pipeline import AttributesPipeline, save_grid\n'
             'pipe = AttributesPipeline.from_pretrained("attributes")          # or this folder\n'
             'save_grid(pipe("glasses & beard & ~hat", num=16, seed=0), "grid.png")',
-        sampling={"scheduler": DEFAULT_SCHEDULER, "steps": DEFAULT_STEPS, "guidance W": DEFAULT_GUIDANCE,
+        sampling={"scheduler": DEFAULT_SCHEDULER, "steps": DEFAULT_STEPS, "guidance W": DEFAULT_GUIDANCE if guidance is None else guidance,
                   "per-attribute guidance scales (pipeline.json task_config.attribute_scale)": scales},
         training={"command": "accelerate launch tasks/attributes/train.py --config configs/attributes.yaml",
                   "steps": tr.get("steps"), "initialised from": m.get("init_from") or "scratch",
@@ -431,7 +433,7 @@ def export(run: str, out: str, report_path: str | None = None) -> str:
     if report_path:
         with open(report_path) as f:
             report = json.load(f)
-    return pipe.save_pretrained(out, card=model_card(run_cfg, report, pipe.attribute_scale), dtype=torch.float16)
+    return pipe.save_pretrained(out, card=model_card(run_cfg, report, pipe.attribute_scale, pipe.sampling.get("guidance")), dtype=torch.float16)
 
 
 if __name__ == "__main__":
