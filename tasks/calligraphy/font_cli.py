@@ -3,6 +3,7 @@
     calligraphy-font --style gyosho --chars 永和九年歲在癸丑 --out Gyosho.ttf
     calligraphy-font --reference my/永.png my/和.png my/九.png --charset chars.txt --out MyHand.otf --seed 1
     calligraphy-font --style-prompt "bold running brush script" --chars 春夏秋冬 --out Seasons.ttf
+    calligraphy-font --style myhand --chars 春夏秋冬 --out MyHand.ttf      # an adapted hand (calligraphy-adapt, ./styles)
 
 Glyphs are generated at the model's output size (64 px with the super-resolution stage), traced to outlines (vtracer)
 and written with fontTools: 1000 units per em, full-width advances, the ideographic em box (ascender 880, descender
@@ -26,12 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--style", default=None, help="a training style or a mix like '0.7*gyosho+0.3*ukai' "
-                                                   "(default: the model's first style)")
+    src.add_argument("--style", default=None, help="a training style, a mix like '0.7*gyosho+0.3*ukai' or an "
+                                                   "adapted style's name (default: the model's first style)")
     src.add_argument("--reference", nargs="+", default=None, metavar="IMG",
                      help="reference glyph images giving the style by example (1-64 glyphs; an image of several "
                           "characters needs them named in its file name, e.g. 永和.png)")
     src.add_argument("--style-prompt", default=None, help="a text description of the style")
+    p.add_argument("--style-dir", action="append", default=[], metavar="DIR",
+                   help="a folder of adapted styles (calligraphy-adapt) searched for --style NAME before "
+                        "$GENSUITE_STYLES and ./styles (repeatable)")
     chars = p.add_mutually_exclusive_group(required=True)
     chars.add_argument("--chars", default=None, help="the characters of the font (whitespace ignored, repeats dropped)")
     chars.add_argument("--charset", default=None, metavar="FILE", help="a UTF-8 text file of the characters")
@@ -75,6 +79,7 @@ def _main(args) -> int:
 
     t0 = time.time()
     pipe = CalligraphyPipeline.from_pretrained(args.model, device=device)
+    pipe.style_dirs = list(args.style_dir)
     style = args.style
     if style is None and args.reference is None and args.style_prompt is None:
         style = pipe.styles[0]

@@ -6,6 +6,7 @@
     calligraphy-generate --text 永和九年 --style-prompt "bold running brush script" --out text.png
     calligraphy-generate --text 永和九年 --style gyosho --out work.svg             # a vector work (traced outlines)
     calligraphy-generate --text 永和九年 --style gyosho --out big.png --cell 256    # PNG rendered from the outlines
+    calligraphy-generate --text 永和九年 --style myhand --out mine.png   # an adapted hand (calligraphy-adapt, ./styles)
 
 Vertical columns read right to left by default. Bad input (empty text, more than MAX_CHARS characters, characters the
 content font cannot draw, an unknown style, an unreadable reference image) is a clear error and writes no file.
@@ -28,10 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--text", required=True, help=f"characters to write (whitespace ignored; at most {MAX_CHARS})")
     p.add_argument("--style", default=None,
-                   help="a training style, or a mix like '0.7*gyosho+0.3*ukai' (default: the model's first style)")
+                   help="a training style, a mix like '0.7*gyosho+0.3*ukai', or an adapted style's name "
+                        "(calligraphy-adapt; see --style-dir) (default: the model's first style)")
     p.add_argument("--reference", nargs="+", default=None, metavar="IMG",
                    help="k ≥ 1 reference glyph images giving the style by example (instead of --style)")
     p.add_argument("--style-prompt", default=None, help="a text description of the style (instead of --style)")
+    p.add_argument("--style-dir", action="append", default=[], metavar="DIR",
+                   help="a folder of adapted styles (calligraphy-adapt) searched for --style NAME before "
+                        "$GENSUITE_STYLES and ./styles (repeatable)")
     p.add_argument("--out", required=True, help="output work: an image (.png, .jpg, .webp, .bmp) rendered from the "
                    "traced outlines at --cell px per character, or a vector work (.svg)")
     p.add_argument("--video", default=None, help="also write the writing video (.gif or .mp4)")
@@ -53,6 +58,7 @@ def _main(args) -> int:
 
     t0 = time.time()
     pipe = CalligraphyPipeline.from_pretrained(args.model, device=device)
+    pipe.style_dirs = list(args.style_dir)
     style = args.style
     if style is None and args.reference is None and args.style_prompt is None:
         style = pipe.styles[0]

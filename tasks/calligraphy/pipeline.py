@@ -140,15 +140,19 @@ def _named_chars(path) -> list[str]:
     return [c for c in Path(str(path)).stem if is_han(c)]
 
 
-def reference_glyphs(path, size: int) -> list[tuple[torch.Tensor, str | None]]:
+def reference_glyphs(path, size: int, chars: str | None = None) -> list[tuple[torch.Tensor, str | None]]:
     """The glyphs one reference image gives, with the character each shows when the file name says it: an image of
     one character → one glyph; an image of several characters (a line of writing) → one glyph per character, only
-    when the file name names exactly that many (e.g. 永和九年.png), else a ValueError saying so."""
+    when the file name names exactly that many (e.g. 永和九年.png), else a ValueError saying so. `chars` (the
+    characters the image shows, in reading order) overrides the file name."""
     a = _ink(path)
     cells = character_cells(a)
     if not cells:
         raise ValueError(f"reference image {str(path)!r} shows no ink (it is blank)")
-    named = _named_chars(path)
+    named = _named_chars(path) if chars is None else [c for c in chars if not c.isspace()]
+    if chars is not None and len(named) != len(cells):
+        raise ValueError(f"reference image {str(path)!r} shows {len(cells)} character(s) but {len(named)} were given "
+                         f"for it ({''.join(named)!r})")
     if len(cells) > 1 and len(named) != len(cells):
         raise ValueError(f"reference image {str(path)!r} shows {len(cells)} characters side by side; give one "
                          f"character per image, or name them in the file name in reading order (e.g. "
@@ -186,6 +190,9 @@ class CalligraphyPipeline(GenPipeline):
         self.task_config.setdefault("text_encoder", "minilm")
         self.task_config.setdefault("text_encoder_weights", "")
         self.superres = superres  # tasks.calligraphy.superres.GlyphSuperRes (model size → 2 × model size) or None
+        self.adapted: dict = {}   # adapted styles by name (tasks.calligraphy.adapt.AdaptedStyle), see load_style
+        self.style_dirs: list = []  # folders searched first for adapted styles by name (then $GENSUITE_STYLES, ./styles)
+        self._denoisers: dict = {}
 
     @classmethod
     def from_pretrained(cls, name_or_path=None, *, device=None, superres=None, **kwargs) -> "CalligraphyPipeline":
@@ -215,6 +222,7 @@ class CalligraphyPipeline(GenPipeline):
 
     def to(self, device):
         super().to(device)
+        self._denoisers.clear()
         if self.superres is not None:
             self.superres.to(self.device)
         return self
@@ -252,6 +260,56 @@ class CalligraphyPipeline(GenPipeline):
     @property
     def size(self) -> int:
         return int(self.model.config.image_size)
+
+    # -- adapted styles (calligraphy-adapt) -----------------------------------------------------------------------
+    def load_style(self, path) -> str:
+        """Register an adapted style folder (from calligraphy-adapt) so `style=NAME` uses it; returns its name. It must
+        have been adapted from this very model (same weight fingerprint)."""
+        from .adapt import fingerprint, load_style
+
+        st = load_style(path)
+        if st.name in self.styles:
+            raise ValueError(f"adapted style {st.name!r} ({str(path)!r}) has the name of a training style")
+        base = st.meta.get("base_model", {})
+        if base.get("fingerprint") != fingerprint(self.model):
+            raise ValueError(f"adapted style {st.name!r} ({str(path)!r}) was adapted from another base model "
+                             f"({base.get('source') or '?'}, fingerprint {base.get('fingerprint')}); this model's is "
+                             f"{fingerprint(self.model)}: re-run calligraphy-adapt with this model")
+        self.adapted[st.name] = st
+        self._denoisers.pop(st.name, None)
+        return st.name
+
+    def known_styles(self) -> list[str]:
+        """Training styles, then the loaded adapted styles and those found on the style search path."""
+        from .adapt import find_styles
+
+        extra = [*self.adapted, *find_styles(self.style_dirs)]
+        return self.styles + [n for n in dict.fromkeys(extra) if n not in self.styles]
+
+    def parse_style(self, spec: str) -> list[tuple[float, str]]:
+        """parse_style over the known styles; an adapted style is loaded on first use and cannot be mixed."""
+        terms = parse_style(spec, self.known_styles())
+        adapted = [n for _, n in terms if n not in self.styles]
+        if adapted and len(terms) > 1:
+            raise ValueError(f"adapted style {adapted[0]!r} cannot be mixed with other styles ({spec!r}); use it alone")
+        for n in adapted:
+            if n not in self.adapted:
+                from .adapt import find_styles
+
+                self.load_style(find_styles(self.style_dirs)[n])
+        return terms
+
+    def _denoiser(self, style: str | None):
+        """The model the sampler calls for an adapted style: its LoRA U-Net + style vector (cached); else None."""
+        m = _TERM.match(style or "")
+        style = m.group(2) if m else None
+        if not style or style not in self.adapted:
+            return None
+        if style not in self._denoisers:
+            from .adapt import denoiser
+
+            self._denoisers[style] = denoiser(self.model, self.adapted[style])
+        return self._denoisers[style]
 
     @classmethod
     def meta_from_training(cls, cfg: dict) -> dict:
@@ -332,8 +390,13 @@ class CalligraphyPipeline(GenPipeline):
             styled.append((1.0, {**base, "style_source": torch.tensor([SOURCE_TEXT]),
                                  "text_emb": self.encode_prompt(style_prompt)}, "text"))
         else:
-            for a, name in parse_style(style or self.styles[0], self.styles):
-                styled.append((a, {**base, "style_id": torch.tensor([self.styles.index(name)])}, name))
+            from .adapt import SOURCE_ADAPTED
+
+            for a, name in self.parse_style(style or self.styles[0]):
+                if name in self.adapted:
+                    styled.append((a, {**base, "style_source": torch.tensor([SOURCE_ADAPTED])}, name))
+                else:
+                    styled.append((a, {**base, "style_id": torch.tensor([self.styles.index(name)])}, name))
         g_s = float(self.sampling["guidance"] if guidance is None else guidance)
         g_c = g_s if content_guidance is None else float(content_guidance)
         null = {**base, "content.keep": torch.zeros(1, dtype=torch.bool), "style.keep": torch.tensor([False])}
@@ -369,6 +432,12 @@ class CalligraphyPipeline(GenPipeline):
             chars = self.check_text(text, max_chars=max(MAX_CHARS, len(text or "")))
             content = self.content_glyphs(chars)
         prompt, null = self.prompt(content, style, references, style_prompt, guidance, content_guidance)
+        adapted = None if references or style_prompt else self._denoiser(style)   # an adapted style's LoRA model
+        if adapted is not None:
+            if model is not self.model:
+                raise ValueError(f"adapted style {style!r} runs on the full model; the distilled student has no LoRA "
+                                 f"(use another scheduler)")
+            model = adapted
         f = guided_model(model, prompt, null)
         n, s = content.shape[0], self.size
         x = sample(f, (n, 1, s, s), self.schedule, sampler=scheduler, steps=steps,
@@ -462,7 +531,7 @@ class CalligraphyPipeline(GenPipeline):
         if glyph_kw.get("references"):  # check (and load) the references once, before any sampling
             glyph_kw["references"] = self.load_references(glyph_kw["references"])
         elif glyph_kw.get("style"):
-            parse_style(glyph_kw["style"], self.styles)
+            self.parse_style(glyph_kw["style"])
         outlines, blank = [], []
         for b, i in enumerate(range(0, len(chars), batch)):
             part = chars[i:i + batch]
