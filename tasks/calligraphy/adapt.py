@@ -46,6 +46,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -604,8 +605,6 @@ def _ask(path) -> str:
 
 
 def _main(args) -> int:
-    from tqdm.auto import tqdm  # noqa: F401  (progress_bar's dependency, imported early for a clear failure)
-
     t0 = time.time()
     if not 0 <= args.holdout < 0.5:
         raise ValueError(f"--holdout {args.holdout}: expected a fraction in [0, 0.5)")
@@ -631,7 +630,7 @@ def _main(args) -> int:
                   time_limit=args.time_limit, batch_size=args.batch_size, lr=args.lr, rank=args.rank,
                   alpha=float(args.rank), holdout=args.holdout)
     style.meta["references"] = [str(f) for f in files]
-    style.meta["command"] = " ".join([PROG] + sys.argv[1:]) if sys.argv[0].endswith(PROG) else None
+    style.meta["command"] = shlex.join([PROG, *args.argv])
     style.meta["wall_seconds_total"] = round(time.time() - t0, 2)
     save_style(style, out)
     m = style.meta
@@ -645,6 +644,7 @@ def _main(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     return run(lambda: _main(args), PROG)
 
 
