@@ -41,9 +41,11 @@ from tasks.attributes.prompt import PromptError, parse_prompt
 
 NEGATIONS = ("off", "neg")
 MODES = ("composed", "joint")
-# W. Chosen on the shipped model by the judge (reports/attributes_eval.json at commit 9d5173e, `guidance_sweep`, dpm++
-# sampler, no per-attribute scales): W = 3 / 4.5 / 6 gave smile accuracy 0.69 / 0.88 / 0.91 and 3-attribute
-# all-correct 0.70 / 0.76 / 0.81 (seen), 0.63 / 0.75 / 0.81 (held out).
+# W: the fallback for a model folder without `sampling.guidance`. A model's own W is written into its pipeline.json by
+# tasks.attributes.calibrate (--guidance-grid, on prompts and seeds disjoint from the evaluation's). History: 6 was
+# first picked on the evaluation's own guidance_sweep (reports/attributes_eval.json at commit 9d5173e, dpm++, no
+# scales: W = 3 / 4.5 / 6 gave smile 0.69 / 0.88 / 0.91); the disjoint calibration at W = 4.5, scale 1 read smile
+# 0.50 in 3-attribute prompts (reports/attributes_calibration.json, note), and 6 with smile 1.5 reached the target.
 DEFAULT_GUIDANCE = 6.0
 # Sampler: ancestral Euler (stochastic), chosen over the deterministic DPM-Solver++(2M) on the calibration seed. On the
 # evaluation (reports/attributes_eval.json, `ablation`; per-attribute minimum / 3-attribute all-correct seen / held out):
