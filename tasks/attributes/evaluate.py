@@ -36,6 +36,7 @@ import itertools
 import json
 import os
 import random
+import shlex
 import sys
 import time
 
@@ -444,7 +445,7 @@ def main(argv=None) -> dict:
         args.guidance = float(pipe.sampling.get("guidance", DEFAULT_GUIDANCE))
     if args.prompts:
         return prompts_main(argv, args, pipe, judge, card)
-    report = {"command": "python -m tasks.attributes.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
+    report = {"command": "python -m tasks.attributes.evaluate " + shlex.join(argv if argv is not None else sys.argv[1:]),
               "model": args.model, "model_info": _model_info(args.model),
               "settings": {k: getattr(args, k) for k in ("steps", "scheduler", "guidance", "n_per", "n_combos", "seed")},
               "classifier_card": card,
@@ -479,7 +480,7 @@ def prompts_main(argv, args, pipe, judge, card) -> dict:
     from tasks.attributes.evaluate_prompts import evaluate_prompts
 
     sec = evaluate_prompts(pipe, judge, args)
-    sec["command"] = "python -m tasks.attributes.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+    sec["command"] = "python -m tasks.attributes.evaluate " + shlex.join(argv if argv is not None else sys.argv[1:])
     sec["model"], sec["classifier_card"] = args.model, card
     if args.note:
         sec["note"] = args.note
