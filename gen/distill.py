@@ -222,7 +222,9 @@ def distill(task: TrainTask, teacher: nn.Module, schedule: DiffusionSchedule, pr
         student = copy.deepcopy(prev).train().requires_grad_(True)
         opt = make_adamw(student.parameters(), lr=cfg["lr"], weight_decay=0.0)
         ema = EMA(student, cfg["ema_decay"]) if cfg["ema_decay"] > 0 else None
-        if saved is not None and k * iters <= done < stage_end:
+        # a checkpoint of this stage: k·iters < step ≤ stage_end (one at k·iters holds the previous stage's student)
+        in_stage = saved is not None and k * iters < done <= stage_end
+        if in_stage:
             student.load_state_dict(saved["model"])
             _load_optimizer(opt, saved["optimizer"], saved)
             if ema is not None:
@@ -232,7 +234,7 @@ def distill(task: TrainTask, teacher: nn.Module, schedule: DiffusionSchedule, pr
         sampler = StepBatches(len(task.dataset), int(cfg["batch_size"]), int(cfg["seed"]) + k, 0, 1,
                               start=max(0, done - k * iters))
         batches = iter(torch.utils.data.DataLoader(task.dataset, batch_sampler=sampler, num_workers=0))
-        if saved is not None and "rng" in saved and k * iters <= done < stage_end:
+        if in_stage and "rng" in saved:
             rng.load(*saved["rng"][0])
         elif done <= k * iters:
             rng = RankRNG(int(cfg["seed"]), 0, salt=k)

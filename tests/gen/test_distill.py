@@ -80,14 +80,17 @@ def test_student_follows_the_guided_teacher_in_half_the_steps(tmp_path):
     assert os.path.isdir(tmp_path / "run" / "stage_004" / "model")
 
 
-def test_resume_continues_exactly(tmp_path):
+@pytest.mark.parametrize("stop,drop_stage", [(9, False), (6, False), (6, True)],
+                         ids=["mid-stage", "at-stage-boundary", "stage-folder-lost"])
+def test_resume_continues_exactly(tmp_path, stop, drop_stage):
     torch.set_num_threads(1)
     schedule = DiffusionSchedule.make("cosine", 1000)
     base = dict(guidance=2.0, start_steps=8, final_steps=2, iters_per_stage=6, batch_size=8, lr=1e-3,
                 ema_decay=0.9, ckpt_every=3, keep_checkpoints=10, seed=0)
     full = distill(_task(), _model(0), schedule, "v_prediction", {**base, "output_dir": str(tmp_path / "a")},
                    log=lambda s: None)["student"]
-    # the same run stopped after 9 iterations (mid stage 2), then resumed
+    # the same run stopped after `stop` iterations (9: mid stage 2; 6: right after stage 1 and its checkpoint), then
+    # resumed; with drop_stage the finished stage's student folder is gone too (a crash before it was written)
     part = {**base, "output_dir": str(tmp_path / "b")}
     import gen.distill as gd
 
@@ -96,7 +99,7 @@ def test_resume_continues_exactly(tmp_path):
 
     def stop_after_9(*a, **k):
         calls["n"] += 1
-        if calls["n"] > 9:
+        if calls["n"] > stop:
             raise KeyboardInterrupt
         return real(*a, **k)
     gd.distill_loss = stop_after_9
@@ -105,6 +108,10 @@ def test_resume_continues_exactly(tmp_path):
             distill(_task(), _model(0), schedule, "v_prediction", part, log=lambda s: None)
     finally:
         gd.distill_loss = real
+    if drop_stage:
+        import shutil
+
+        shutil.rmtree(tmp_path / "b" / "stage_004")
     resumed = distill(_task(), _model(0), schedule, "v_prediction", part, resume=True, log=lambda s: None)["student"]
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
