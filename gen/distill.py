@@ -280,12 +280,8 @@ def distill(task: TrainTask, teacher: nn.Module, schedule: DiffusionSchedule, pr
 
 
 def _save_stage(model: nn.Module, folder: str, info: dict) -> None:
-    import shutil
+    from .io import atomic_folder
 
-    tmp = folder + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(os.path.join(tmp, "model"), safe_serialization=True)
-    with open(os.path.join(tmp, "stage.json"), "w") as f:
-        json.dump(info, f, indent=1)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    with atomic_folder(folder) as tmp:
+        model.save_pretrained(str(tmp / "model"), safe_serialization=True)
+        (tmp / "stage.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")

@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -339,10 +338,10 @@ class GenPipeline:
         """Write the pipeline folder atomically (staged beside `path`, then moved onto it): model/ (safetensors, as
         `dtype` if given, e.g. torch.float16 to ship), pipeline.json and the card (README.md; an existing card is kept
         when `card` is None)."""
+        from .io import atomic_folder
+
         out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-        try:
+        with atomic_folder(out) as tmp:
             model = self.model if dtype is None else copy.deepcopy(self.model).to(dtype)
             model.save_pretrained(str(tmp / MODEL_DIR), safe_serialization=True)
             if self.meta.get("distilled"):
@@ -354,17 +353,6 @@ class GenPipeline:
                 shutil.copy2(out / CARD_FILE, tmp / CARD_FILE)
             elif card is not None:
                 (tmp / CARD_FILE).write_text(card, encoding="utf-8")
-            os.chmod(tmp, 0o755)
-            if out.exists():
-                old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-                os.replace(out, old / "x")
-                os.replace(tmp, out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return str(out)
 
     # -- distilled few-step student -------------------------------------------------------------------------------

@@ -47,9 +47,7 @@ import math
 import os
 import re
 import shlex
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,11 +198,11 @@ def save_style(style: AdaptedStyle, out) -> str:
     import torch
     from safetensors.torch import save_file
 
+    from gen.io import atomic_folder
+
     out = Path(out)
     check_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with atomic_folder(out) as tmp:
         tensors = {"style_vector": style.vector.detach().float().cpu().contiguous()}
         tensors.update({f"lora.{k}": v.detach().float().cpu().contiguous() for k, v in style.lora.items()})
         if style.references is not None:
@@ -214,17 +212,6 @@ def save_style(style: AdaptedStyle, out) -> str:
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "name": style.name,
                 "lora": {"rank": style.rank, "alpha": style.alpha, "targets": list(style.targets)}, **style.meta}
         (tmp / STYLE_JSON).write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-            os.replace(out, old / "x")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return str(out)
 
 
