@@ -33,7 +33,7 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor, nn
 
-from .guidance import keep_key
+from .guidance import Term, guided_prediction, keep_key
 from .sampling import make_timesteps
 from .schedule import DiffusionSchedule
 from .train import (EMA, RankRNG, StepBatches, TrainTask, _load_optimizer, checkpoint_dirs, make_adamw,
@@ -115,30 +115,16 @@ def _select_rows(cond: dict, rows: Tensor, null: dict) -> dict:
 
 
 class GuidedTeacher:
-    """ε/v/x_0 of the first stage's teacher: null + w (cond − null) on conditional rows, the null prediction on null
-    rows, in one batched pass (the combination is affine, so it holds for any parameterisation)."""
+    """The first stage's teacher: classifier-free guidance at weight w through `gen.guidance.guided_prediction`
+    (null + w (cond − null), one batched pass). Rows whose keep flags are all False (the p_uncond rows) get the null
+    prediction itself, since their conditional and null inputs are the same."""
 
     def __init__(self, model: nn.Module, guidance: float, groups, elementwise=None):
         self.model, self.w, self.groups, self.elementwise = model, float(guidance), list(groups), elementwise
 
-    def __call__(self, x: Tensor, t: Tensor, cond: dict, uncond_rows: Tensor) -> Tensor:
-        null = null_condition(cond, self.groups, self.elementwise)
-        both = {k: torch.cat([cond[k] if k in cond else null[k], null[k]]) for k in null}
-        out = self.model(torch.cat([x, x]), torch.cat([t, t]), both)
-        c, u = out.chunk(2)
-        guided = u + self.w * (c - u)
-        return torch.where(uncond_rows.reshape(-1, *([1] * (x.ndim - 1))), u, guided)
-
-
-class StudentTeacher:
-    """A previous stage's student as teacher: guidance is already folded in, so it is called on the rows' own
-    conditions (the null rows carry null keep flags)."""
-
-    def __init__(self, model: nn.Module):
-        self.model = model
-
-    def __call__(self, x: Tensor, t: Tensor, cond: dict, uncond_rows: Tensor) -> Tensor:
-        return self.model(x, t, cond)
+    def __call__(self, x: Tensor, t: Tensor, cond: dict) -> Tensor:
+        return guided_prediction(self.model, x, t, Term(cond, self.w),
+                                 null_condition(cond, self.groups, self.elementwise))
 
 
 def distill_loss(student: nn.Module, teacher: Callable, schedule: DiffusionSchedule, prediction_type: str,
@@ -155,10 +141,10 @@ def distill_loss(student: nn.Module, teacher: Callable, schedule: DiffusionSched
     z = ab_t.sqrt() * x0 + (1 - ab_t).sqrt() * eps
     c = _select_rows(cond, uncond_rows, null)
     with torch.no_grad():
-        e1, x1 = schedule.split_prediction(teacher(z, t, c, uncond_rows), z, t, prediction_type)
+        e1, x1 = schedule.split_prediction(teacher(z, t, c), z, t, prediction_type)
         z_mid = ddim_to(x1, e1, ab_mid)
         # t_mid is never −1 (the teacher grid has 2 steps per student step)
-        e2, x2 = schedule.split_prediction(teacher(z_mid, t_mid, c, uncond_rows), z_mid, t_mid, prediction_type)
+        e2, x2 = schedule.split_prediction(teacher(z_mid, t_mid, c), z_mid, t_mid, prediction_type)
         z_next = ddim_to(x2, e2, ab_next)
         target = torch.where((t_next < 0).reshape(-1, *([1] * (x0.ndim - 1))), z_next,
                              distill_target(z, ab_t, z_next, ab_next))
@@ -218,7 +204,8 @@ def distill(task: TrainTask, teacher: nn.Module, schedule: DiffusionSchedule, pr
             summary.append({"teacher_steps": n, "student_steps": n // 2, "skipped": "done before --resume"})
             continue
         prev = teacher if k == 0 else _load_student(teacher, _stage_dir(out, n))
-        tfn = GuidedTeacher(prev, cfg["guidance"], groups, elementwise) if k == 0 else StudentTeacher(prev)
+        # a later stage's teacher is the previous student: guidance is folded in, its rows carry their own conditions
+        tfn = GuidedTeacher(prev, cfg["guidance"], groups, elementwise) if k == 0 else prev
         student = copy.deepcopy(prev).train().requires_grad_(True)
         opt = make_adamw(student.parameters(), lr=cfg["lr"], weight_decay=0.0)
         ema = EMA(student, cfg["ema_decay"]) if cfg["ema_decay"] > 0 else None

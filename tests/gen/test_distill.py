@@ -145,9 +145,9 @@ def test_guided_teacher_matches_cfg_arithmetic():
     m = _model(0)
     x, t = torch.randn(4, 1, 8, 8), torch.tensor([10, 500, 900, 999])
     cond = {"label": torch.tensor([0, 1, 2, 1]), "label.keep": torch.ones(4, dtype=torch.bool)}
-    rows = torch.tensor([False, True, False, False])
+    rows = torch.tensor([False, True, False, False])   # a p_uncond row: its keep flags are off, as distill_loss sets
     with torch.no_grad():
-        out = GuidedTeacher(m, 2.5, ["label"])(x, t, cond, rows)
+        out = GuidedTeacher(m, 2.5, ["label"])(x, t, {**cond, "label.keep": ~rows})
         c = m(x, t, cond)
         u = m(x, t, null_condition(cond, ["label"]))
     want = u + 2.5 * (c - u)
