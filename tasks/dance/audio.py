@@ -27,6 +27,8 @@ FPS = 30
 HOP_LENGTH = 512
 SR = FPS * HOP_LENGTH  # 15360
 FEATURE_DIM = 35
+RHYTHM_DIM = 4  # song-level channels `rhythm_channels` derives from the 35: beat phase sin / cos, beat period, loudness
+LOUD_SMOOTH = 15  # frames (0.5 s) of smoothing for the relative loudness channel
 MIN_SECONDS = 1.0
 MAX_SECONDS = 600.0  # 10 minutes: longer files are rejected (memory / time of CQT chroma)
 SILENCE_RMS = 1e-4
@@ -124,6 +126,51 @@ def music_features(path, seconds: float | None = None) -> np.ndarray:
             raise ValueError(f"music_features: seconds must be >= {MIN_SECONDS}, got {seconds}")
         y = y[: int(round(seconds * SR))]
     return audio_features(y, SR, name=os.fspath(path))
+
+
+def rhythm_channels(features: np.ndarray) -> np.ndarray:
+    """Song-level rhythm channels from (N, 35) EDGE features, (N, 4) float32: what the choreographer dances to, in a
+    form a convolutional network can read at every frame rather than only at a one-frame beat impulse.
+
+    - 0, 1: sin / cos of the beat phase 2π·φ, φ ∈ [0, 1) the fraction of the way from the last tracked beat (column 34)
+      to the next one (before the first / after the last beat: extrapolated with the median beat period);
+    - 2: the local beat period in seconds, minus 0.5 (120 BPM → 0);
+    - 3: loudness relative to the song's loudest moment, as an amplitude ratio in [0, 1]: MFCC c0 (column 1) is
+      √128 × the mean mel band level in dB, so 10^((c̄0 − max c̄0) / (20 √128)) with c̄0 smoothed over 0.5 s (the
+      choreographer scales its moves by each beat's RMS over the song's loudest beat; silence → ~0).
+
+    Computed over the whole song, before any windowing, so a window sees the same values it would inside its song."""
+    f = np.asarray(features, dtype=np.float64)
+    if f.ndim != 2 or f.shape[1] != FEATURE_DIM:
+        raise ValueError(f"rhythm_channels: features must be (N, {FEATURE_DIM}), got {f.shape}")
+    n = len(f)
+    idx = np.arange(n, dtype=np.float64)
+    beats = np.flatnonzero(f[:, -1] > 0.5).astype(np.float64)
+    period = float(np.median(np.diff(beats))) if len(beats) >= 2 else float(FPS)  # frames; 1 s when unknown
+    if len(beats) == 0:
+        beats = np.array([0.0])
+    # every frame between two beats: the tracked ones, extended at the median period to cover frames -1 … n
+    pre = beats[0] - period * np.arange(np.ceil((beats[0] + 1) / period), 0, -1)
+    post = beats[-1] + period * np.arange(1, np.ceil((n - beats[-1]) / period) + 2)
+    knots = np.r_[pre, beats, post]
+    b = np.interp(idx, knots, np.arange(len(knots), dtype=np.float64))  # beat number, fractional
+    phase = b - np.floor(b)
+    local = np.diff(knots)[np.clip(np.floor(b).astype(int), 0, len(knots) - 2)]
+    c0 = np.convolve(np.pad(f[:, 1], LOUD_SMOOTH // 2, mode="edge"), np.ones(LOUD_SMOOTH) / LOUD_SMOOTH, "valid")[:n]
+    loud = 10.0 ** ((c0 - c0.max()) / (20.0 * np.sqrt(128.0)))
+    out = np.stack([np.sin(2 * np.pi * phase), np.cos(2 * np.pi * phase), local / FPS - 0.5, loud], axis=1)
+    return out.astype(np.float32)
+
+
+def model_music(features: np.ndarray, music_dim: int) -> np.ndarray:
+    """The (N, music_dim) input a dance model reads: the 35 EDGE features, plus `rhythm_channels` when music_dim is 39."""
+    f = np.asarray(features, dtype=np.float32)
+    if music_dim == FEATURE_DIM:
+        return f
+    if music_dim == FEATURE_DIM + RHYTHM_DIM:
+        return np.concatenate([f, rhythm_channels(f)], axis=1)
+    raise ValueError(f"music_dim must be {FEATURE_DIM} (EDGE features) or {FEATURE_DIM + RHYTHM_DIM} (+ rhythm), "
+                     f"got {music_dim}")
 
 
 def beat_frames(features: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ import torch
 from gen.io import atomic_path
 
 from . import skeleton as sk
-from .audio import FEATURE_DIM, audio_features
+from .audio import FEATURE_DIM, audio_features, model_music
 from .synth import GENRES, make_pair
 
 WINDOW = 150  # frames per training window (5 s at 30 FPS)
@@ -90,36 +90,39 @@ def motion_stats(num_songs: int = 64, seconds: float = 12.0, cache_dir: str = DE
     return m.mean(0).astype(np.float32), np.maximum(m.std(0), STD_FLOOR).astype(np.float32)
 
 
-def music_stats(num_songs: int = 64, seconds: float = 12.0, cache_dir: str = DEFAULT_CACHE, world: str = "v1"
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature (mean (35,), std (35,)) of the training music features (MFCCs span hundreds; one-hots 0/1)."""
-    f = np.concatenate([load_song(s, seconds, cache_dir, world)["music"] for s in song_seeds("train", num_songs)])
+def music_stats(num_songs: int = 64, seconds: float = 12.0, cache_dir: str = DEFAULT_CACHE, world: str = "v1",
+                music_dim: int = FEATURE_DIM) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature (mean (M,), std (M,)) of the training music features (MFCCs span hundreds; one-hots 0/1), M =
+    music_dim (35, or 39 with the song-level `audio.rhythm_channels`)."""
+    f = np.concatenate([model_music(load_song(s, seconds, cache_dir, world)["music"], music_dim)
+                        for s in song_seeds("train", num_songs)])
     return f.mean(0).astype(np.float32), np.maximum(f.std(0), STD_FLOOR).astype(np.float32)
 
 
 class DanceWindows(torch.utils.data.Dataset):
     """150-frame windows of synthetic songs, cut with `stride`.
 
-    Items: {"x": (151, 150) normalised motion, "music": (35, 150) raw features, "genre": int64 scalar}. The model
-    normalises music itself (its buffers), so the same raw features go in at generation time.
+    Items: {"x": (151, 150) normalised motion, "music": (M, 150) raw features, "genre": int64 scalar}, M = music_dim
+    (35; 39 adds `audio.rhythm_channels`, computed over the whole song before cutting). The model normalises music
+    itself (its buffers), so the same raw features go in at generation time.
     stats: (mean, std) for the motion; default `motion_stats` over the same songs.
     """
 
     def __init__(self, split: str = "train", num_songs: int = 64, seconds: float = 12.0, stride: int = 10,
                  cache_dir: str = DEFAULT_CACHE, stats: tuple[np.ndarray, np.ndarray] | None = None,
-                 window: int = WINDOW, world: str = "v1"):
+                 window: int = WINDOW, world: str = "v1", music_dim: int = FEATURE_DIM):
         if seconds * FPS + 1 < window:
             raise ValueError(f"songs of {seconds} s have fewer than window={window} frames; need ≥ {window / FPS:.1f} s")
         if stride < 1:
             raise ValueError(f"stride must be ≥ 1, got {stride}")
-        self.window = window
+        self.window, self.music_dim = window, music_dim
         songs = [load_song(s, seconds, cache_dir, world) for s in song_seeds(split, num_songs)]
         if stats is None:
             m = np.concatenate([s["motion"] for s in songs])
             stats = (m.mean(0), np.maximum(m.std(0), STD_FLOOR))
         self.mean, self.std = (np.asarray(a, np.float32) for a in stats)
         self.motion = [torch.from_numpy((s["motion"] - self.mean) / self.std).T.contiguous() for s in songs]  # (151, T)
-        self.music = [torch.from_numpy(s["music"]).T.contiguous() for s in songs]  # (35, T)
+        self.music = [torch.from_numpy(model_music(s["music"], music_dim)).T.contiguous() for s in songs]  # (M, T)
         self.genre = [int(s["genre"]) for s in songs]
         self.index = [(i, a) for i, s in enumerate(songs) for a in range(0, len(s["motion"]) - window + 1, stride)]
 
@@ -130,5 +133,5 @@ class DanceWindows(torch.utils.data.Dataset):
         i, a = self.index[k]
         x = self.motion[i][:, a:a + self.window]
         music = self.music[i][:, a:a + self.window]
-        assert x.shape == (sk.MOTION_DIM, self.window) and music.shape == (FEATURE_DIM, self.window)
+        assert x.shape == (sk.MOTION_DIM, self.window) and music.shape == (self.music_dim, self.window)
         return {"x": x, "music": music, "genre": torch.tensor(self.genre[i], dtype=torch.long)}

@@ -2,7 +2,8 @@
 
 Conditions (each with a learned null for classifier-free guidance, Ho & Salimans 2021):
 
-- ``music`` (B, 35, T) raw EDGE features → normalised with the model's buffers → `NullableImage` → concatenated to the
+- ``music`` (B, M, T) raw features (M = ``music_dim``: EDGE's 35, or 39 with `tasks.dance.audio.rhythm_channels`
+  computed over the whole song) → normalised with the model's buffers → `NullableImage` → concatenated to the
   motion channels (``cond_image``; group "music");
 - ``genre`` (B,) long, optional → `LabelEmbedding` → ``cond_vec`` (FiLM; group "genre").
 
@@ -21,33 +22,36 @@ from gen.conditioning import LabelEmbedding, NullableImage
 from gen.guidance import Term, keep_key
 from gen.unet import ConditionalUNet
 
-from .audio import FEATURE_DIM
+from .audio import FEATURE_DIM, RHYTHM_DIM
 from .skeleton import MOTION_DIM
 
 GROUPS = {"music": None, "genre": None}  # condition groups (all per-sample)
 
 
 class DanceModel(ModelMixin, ConfigMixin):
-    """U-Net + music (concatenated channels) + genre (global vector). cond: {"music": (B, 35, T), "genre": (B,),
+    """U-Net + music (concatenated channels) + genre (global vector). cond: {"music": (B, music_dim, T), "genre": (B,),
     "music.keep": (B,) bool, "genre.keep": (B,) bool} (keep flags optional; a missing genre means "no genre")."""
 
     @register_to_config
     def __init__(self, unet_config: dict | None = None, num_genres: int = 4, schedule: str = "cosine", T: int = 1000,
-                 prediction_type: str = "epsilon"):
+                 prediction_type: str = "epsilon", music_dim: int = FEATURE_DIM):
         super().__init__()
+        if music_dim not in (FEATURE_DIM, FEATURE_DIM + RHYTHM_DIM):
+            raise ValueError(f"music_dim must be {FEATURE_DIM} or {FEATURE_DIM + RHYTHM_DIM}, got {music_dim}")
         ucfg = dict(unet_config or {})
-        ucfg.update(dims=1, in_channels=MOTION_DIM, extra_in_channels=FEATURE_DIM)
+        ucfg.update(dims=1, in_channels=MOTION_DIM, extra_in_channels=music_dim)
         ucfg.setdefault("cond_dim", 4 * ucfg.get("base_channels", 64) if num_genres else 0)
         self.unet = ConditionalUNet(**ucfg)
-        self.music = NullableImage(FEATURE_DIM)
+        self.music = NullableImage(music_dim)
         self.genre = LabelEmbedding(num_genres, self.unet.config.cond_dim) if num_genres else None
         self.register_buffer("motion_mean", torch.zeros(MOTION_DIM))
         self.register_buffer("motion_std", torch.ones(MOTION_DIM))
-        self.register_buffer("music_mean", torch.zeros(FEATURE_DIM))
-        self.register_buffer("music_std", torch.ones(FEATURE_DIM))
+        self.register_buffer("music_mean", torch.zeros(music_dim))
+        self.register_buffer("music_std", torch.ones(music_dim))
 
     @classmethod
-    def from_backbone(cls, backbone: ConditionalUNet, num_genres: int = 4, **config) -> "DanceModel":
+    def from_backbone(cls, backbone: ConditionalUNet, num_genres: int = 4, music_dim: int = FEATURE_DIM,
+                      **config) -> "DanceModel":
         """Attach music / genre conditioning to an unconditional 1D backbone (dims=1, in_channels=151) through
         zero-initialised layers: at fine-tuning step 0 the output equals the backbone's for any condition."""
         bcfg = backbone.config
@@ -57,13 +61,36 @@ class DanceModel(ModelMixin, ConfigMixin):
                              f"extra_in_channels={bcfg.extra_in_channels}, cond_dim={bcfg.cond_dim}")
         cfg = {k: v for k, v in bcfg.items() if not k.startswith("_")}
         cond_dim = 4 * cfg["base_channels"] if num_genres else 0
-        cfg.update(extra_in_channels=FEATURE_DIM, cond_dim=cond_dim)
-        model = cls(unet_config=cfg, num_genres=num_genres, **config)
-        model.unet = ConditionalUNet.from_backbone(backbone, extra_in_channels=FEATURE_DIM, cond_dim=cond_dim)
+        cfg.update(extra_in_channels=music_dim, cond_dim=cond_dim)
+        model = cls(unet_config=cfg, num_genres=num_genres, music_dim=music_dim, **config)
+        model.unet = ConditionalUNet.from_backbone(backbone, extra_in_channels=music_dim, cond_dim=cond_dim)
         return model
 
+    def with_music_dim(self, music_dim: int) -> "DanceModel":
+        """A copy reading `music_dim` music channels (more than now): the new channels enter through zero-initialised
+        input weights and a zero null, so before fine-tuning the output equals this model's for any condition."""
+        have = self.config.music_dim
+        if music_dim == have:
+            return self
+        if music_dim < have:
+            raise ValueError(f"with_music_dim can only add channels: the model reads {have}, asked {music_dim}")
+        cfg = {k: v for k, v in self.config.items() if not k.startswith("_")}
+        cfg["unet_config"] = {k: v for k, v in self.unet.config.items() if not k.startswith("_")}
+        cfg["music_dim"] = music_dim
+        new = type(self)(**cfg)
+        new.unet = ConditionalUNet.from_backbone(self.unet, extra_in_channels=music_dim)
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith("unet.")}
+        for k in ("music.null", "music_mean", "music_std"):
+            grown = new.state_dict()[k].clone()
+            grown[:have] = state[k]
+            state[k] = grown
+        missing, unexpected = new.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("unet.") for k in missing):
+            raise RuntimeError(f"with_music_dim: unexpected {unexpected}, missing {missing}")
+        return new.to(self.device, self.dtype)
+
     def set_stats(self, motion: tuple, music: tuple) -> "DanceModel":
-        """Store the normalisation: motion (mean (151,), std (151,)), music (mean (35,), std (35,))."""
+        """Store the normalisation: motion (mean (151,), std (151,)), music (mean (M,), std (M,))."""
         for name, (mean, std) in (("motion", motion), ("music", music)):
             getattr(self, f"{name}_mean").copy_(torch.as_tensor(mean, dtype=torch.float32))
             getattr(self, f"{name}_std").copy_(torch.as_tensor(std, dtype=torch.float32))
@@ -80,11 +107,11 @@ class DanceModel(ModelMixin, ConfigMixin):
         if x_t.ndim != 3 or x_t.shape[1] != MOTION_DIM:
             raise ValueError(f"x_t must be (B, {MOTION_DIM}, T), got {tuple(x_t.shape)}")
         music = cond["music"].to(x_t.device, x_t.dtype)
-        if music.shape != (x_t.shape[0], FEATURE_DIM, x_t.shape[2]):
-            raise ValueError(f"music must be (B, {FEATURE_DIM}, T) = {(x_t.shape[0], FEATURE_DIM, x_t.shape[2])}, "
-                             f"got {tuple(music.shape)}")
+        m = self.config.music_dim
+        if music.shape != (x_t.shape[0], m, x_t.shape[2]):
+            raise ValueError(f"music must be (B, {m}, T) = {(x_t.shape[0], m, x_t.shape[2])}, got {tuple(music.shape)}")
         music = (music - self.music_mean[:, None]) / self.music_std[:, None]
-        music = self.music(music, cond.get(keep_key("music")))  # (B, 35, T)
+        music = self.music(music, cond.get(keep_key("music")))  # (B, M, T)
         vec = None
         if self.genre is not None:
             genre = cond.get("genre")

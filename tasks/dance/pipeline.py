@@ -36,7 +36,7 @@ from gen.pipeline import GenPipeline, ProgressFn, step_callback
 from gen.sampling import sample
 
 from . import skeleton as sk
-from .audio import FEATURE_DIM, SR, audio_features, load_audio
+from .audio import FEATURE_DIM, SR, audio_features, load_audio, model_music
 from .footlock import lock_feet
 from .model import DanceModel
 
@@ -152,12 +152,13 @@ class DancePipeline(GenPipeline):
         music = np.asarray(music, dtype=np.float32)
         if music.ndim != 2 or music.shape[1] != FEATURE_DIM or len(music) < 2:
             raise ValueError(f"music features must be (N ≥ 2, {FEATURE_DIM}), got {music.shape}")
+        music = model_music(music, self.model.config.music_dim)  # + song-level rhythm channels for a 39-channel model
         n, hop = len(music), window // 2
         n_win = 1 + max(0, -(-(n - window) // hop))  # windows at 0, hop, 2·hop, … covering n frames
         total = (n_win - 1) * hop + window
         pad = lambda a: np.concatenate([a, np.repeat(a[-1:], total - len(a), 0)]) if total > len(a) else a  # noqa
         dev = self.model.device
-        music_t = torch.from_numpy(pad(music)).T.to(dev)  # (35, total)
+        music_t = torch.from_numpy(pad(music)).T.to(dev)  # (M, total)
         known_t = torch.zeros(sk.MOTION_DIM, total, device=dev)
         mask_t = torch.zeros(sk.MOTION_DIM, total, device=dev)
         if mask is not None:
@@ -168,7 +169,7 @@ class DancePipeline(GenPipeline):
             known_t[:, :n] = known_n
             mask_t[:, :n] = torch.as_tensor(np.asarray(mask, dtype=np.float32)).T
         starts = [k * hop for k in range(n_win)]
-        music_w = torch.stack([music_t[:, a:a + window] for a in starts])  # (n_win, 35, W)
+        music_w = torch.stack([music_t[:, a:a + window] for a in starts])  # (n_win, M, W)
         known_w = torch.stack([known_t[:, a:a + window] for a in starts])
         mask_w = torch.stack([mask_t[:, a:a + window] for a in starts])
         edit = bool(mask_w.any())

@@ -31,6 +31,7 @@ DEFAULTS = dict(
         patch_size=1,              # temporal space-to-depth stem factor
         dropout=0.0,               # ResBlock dropout
         num_genres=4,              # genre label vocabulary (synth.GENRES); 0 = no genre condition
+        music_dim=35,              # 35: EDGE's features; 39: + beat phase / period / relative loudness (rhythm_channels)
         init_from="",              # a 1D backbone folder (save_pretrained; dims=1, in_channels=151) to fine-tune from
         init_dance="",             # or a dance pipeline folder (e.g. checkpoints/dance): fine-tune its whole DanceModel
                                    # (architecture from it; the model.* sizes above are ignored; normalisation re-fit)
@@ -60,10 +61,11 @@ DEFAULTS = dict(
 def build_task(cfg: dict) -> TrainTask:
     mcfg, data = dict(cfg["model"]), cfg["data"]
     init, num_genres, init_dance = mcfg.pop("init_from"), mcfg.pop("num_genres"), mcfg.pop("init_dance")
+    music_dim = mcfg.pop("music_dim")
     dcfg = cfg["diffusion"]
     dataset = DanceWindows("train", data["num_songs"], data["seconds"], data["stride"], data["cache_dir"],
-                           world=data["world"])
-    extra = dict(schedule=dcfg["schedule"], T=dcfg["T"], prediction_type=dcfg["prediction_type"])
+                           world=data["world"], music_dim=music_dim)
+    extra = dict(schedule=dcfg["schedule"], T=dcfg["T"], prediction_type=dcfg["prediction_type"], music_dim=music_dim)
     if init_dance:
         from tasks.dance.pipeline import DancePipeline
 
@@ -72,13 +74,14 @@ def build_task(cfg: dict) -> TrainTask:
             raise ValueError(f"model.init_dance {init_dance!r} has prediction_type={model.config.prediction_type}, "
                              f"schedule={model.config.schedule}; the config asks for {dcfg['prediction_type']}, "
                              f"{dcfg['schedule']}")
+        model = model.with_music_dim(music_dim)  # new rhythm channels enter through zero-initialised weights
     elif init:
         model = DanceModel.from_backbone(ConditionalUNet.from_pretrained(init, use_safetensors=True), num_genres=num_genres, **extra)
     else:
         mcfg["channel_mult"], mcfg["attention_levels"] = tuple(mcfg["channel_mult"]), tuple(mcfg["attention_levels"])
         model = DanceModel(unet_config=mcfg, num_genres=num_genres, **extra)
     model.set_stats((dataset.mean, dataset.std), music_stats(data["num_songs"], data["seconds"], data["cache_dir"],
-                                                             data["world"]))
+                                                             data["world"], music_dim))
     dropout = {"music": data["music_dropout"]}
     if num_genres:
         dropout["genre"] = data["genre_dropout"]
@@ -89,7 +92,7 @@ def build_task(cfg: dict) -> TrainTask:
 MODEL_CARD = """# Dance model (music → SMPL dance)
 
 A classifier-free-guided DDPM over 5 s windows (150 frames at 30 FPS) of the 151-d EDGE motion vector
-(4 foot contacts | absolute root translation | 24 × 6D joint rotations), conditioned on EDGE's 35-d music features
+(4 foot contacts | absolute root translation | 24 × 6D joint rotations), conditioned on {music} music features
 (concatenated channels, learned null) and optionally a genre label ({genres}).
 
 - Architecture: `gen.unet.ConditionalUNet(dims=1)` wrapped by `tasks.dance.model.DanceModel`: {unet}
@@ -115,7 +118,10 @@ def export(cfg: dict, summary: dict) -> str:
     pipe = DancePipeline.from_pretrained(cfg["train"]["output_dir"])
     m, d, t, dc = cfg["model"], cfg["data"], cfg["train"], cfg["diffusion"]
     unet = {k: m[k] for k in ("base_channels", "channel_mult", "layers_per_block", "attention_levels")}
-    body = MODEL_CARD.format(genres=", ".join(GENRES), unet=unet, init=m["init_from"] or "from scratch",
+    music = ("EDGE's 35-d" if m.get("music_dim", 35) == 35 else
+             "EDGE's 35-d + 4 song-level rhythm channels (beat phase sin/cos, beat period, relative loudness:"
+             " `tasks.dance.audio.rhythm_channels`)")
+    body = MODEL_CARD.format(genres=", ".join(GENRES), music=music, unet=unet, init=m["init_from"] or "from scratch",
                              num_songs=d["num_songs"], seconds=d["seconds"], stride=d["stride"], steps=summary["step"],
                              world=d.get("world", "v1"),
                              batch=t["batch_size"], lr=t["lr"], ema=t["ema_decay"], schedule=dc["schedule"], T=dc["T"],
