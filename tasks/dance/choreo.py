@@ -377,7 +377,7 @@ def make_dance_v2(song: dict, seed: int) -> dict:
     pelvis = np.zeros((T, 3))
     pelvis[:, [0, 2]] = mid[:, [0, 2]] + lean[:, [0, 2]] + off
     pattern = np.array(BOUNCE.get(genre, [1.0] * bpb)[:bpb] + [1.0] * max(0, bpb - len(BOUNCE.get(genre, []))))
-    depth = (0.01 + 0.11 * loud) * pattern[np.arange(len(beats)) % bpb] * (1 - idle)
+    depth = (0.015 + 0.13 * loud) * pattern[np.arange(len(beats)) % bpb] * (1 - idle)
     # dip keys: down on every beat, up between beats
     kt = np.concatenate([beats, beats[:-1] + 0.5 * np.diff(beats)])
     kv = np.concatenate([depth, np.zeros(len(beats) - 1)])
