@@ -15,8 +15,22 @@ diffusion toolkits), applied to the motion's own predicted contact labels:
 4. hip and knee rotations are solved analytically so that the ankle reaches the target (bone lengths unchanged);
    the ankle's local rotation is recomputed so that the foot keeps its global orientation.
 
-Root, spine, arms and contact labels are unchanged. The model's raw output stays available (`foot_lock=False` in
-`DancePipeline`), and the evaluation reports both.
+Before the legs are solved, the root follows the supporting foot (`follow_support`): in the v2 world the dancer
+travels, and a network that travels slides its "planted" foot along with the body (on six tuning songs, seeds
+800000-800005, the locked foot still moved 3-7 mm per frame in half of them: the plants it was re-planted to moved).
+Wherever a foot is labelled in contact on two consecutive frames, the slower such foot's horizontal displacement is
+taken off the root (so that foot stands exactly still and the body travels by stepping, as in the ground truth); a
+labelled foot that still moves faster than `max_speed` after that is stepping, not planted, and is left to the
+network. On those tuning songs (the model shipped before this change) PFC went from 1.6e-5 (legs only, blend 3) to
+7.4e-7 with the root following (max_speed 1 cm/frame), and to 3.9e-7 with max_speed 5 mm and blend 8 frames, the
+defaults (ground truth 1.3e-7; raw network 4.9e-5), travel kept (2.7 → 3.3 m per 30 s). The price: the body no longer
+slides back to where the feet did not take it, so it wanders (net displacement over 30 s 0.14 → 0.87 m) and the
+support foot's jitter enters the root (mean horizontal root acceleration 6.4 → 7.7 m/s², ground truth 3.9); smoothing
+the root correction (tried: Gaussian σ 3-10 frames) left the plants sliding and PFC 20× worse. `follow=False` gives
+the legs-only lock. (Chosen on those tuning songs only: not on the evaluation's held-out songs or real recordings.)
+
+Spine, arms and contact labels are unchanged; with `follow=False` the root too. The model's raw output stays
+available (`foot_lock=False` in `DancePipeline`), and the evaluation reports both.
 """
 from __future__ import annotations
 
@@ -129,17 +143,55 @@ def ankle_targets(P: np.ndarray, contacts: np.ndarray, leg: str, max_slide: floa
     return target, w
 
 
-def lock_feet(motion: np.ndarray, max_slide: float = 0.05, blend: int = 3) -> np.ndarray:
-    """Motion (T, 151) → the same motion with planted feet (see the module docstring). Pure function."""
+def follow_support(motion: np.ndarray, max_speed: float = 0.005) -> tuple[np.ndarray, np.ndarray]:
+    """The root follows the supporting foot: (motion with a corrected root, (T, 4) contacts to plant).
+
+    For each frame step t → t+1 on which a foot is labelled in contact at both frames, the horizontal displacement of
+    the slower such ankle is subtracted from the root from t+1 on (joints move rigidly with the root, so that ankle's
+    displacement becomes exactly zero). The contacts to plant are the labels, less frames where the corrected ankle
+    still moves faster than `max_speed` metres per frame (entering or leaving the frame)."""
+    contacts, root, rot = sk.unpack_motion(np.asarray(motion, np.float32))
+    rot64, root = rot.astype(np.float64), root.astype(np.float64)
+    ankles = [LEGS[s][2] for s in ("left", "right")]
+    on = np.stack([(contacts[:, list(LEGS[s][3])] > 0.5).any(1) for s in ("left", "right")], 1)  # (T, 2)
+    pos = sk.forward_kinematics(root, rot64)[:, ankles][..., HORIZONTAL]  # (T, 2 sides, 2)
+    v = np.diff(pos, axis=0)  # (T-1, 2, 2)
+    held = on[1:] & on[:-1]
+    speed = np.where(held, np.linalg.norm(v, axis=-1), np.inf)
+    k = speed.argmin(1)
+    corr = np.where(held.any(1)[:, None], v[np.arange(len(v)), k], 0.0)
+    root = root.copy()
+    root[1:, HORIZONTAL] -= np.cumsum(corr, axis=0)
+    fixed = sk.forward_kinematics(root, rot64)[:, ankles][..., HORIZONTAL]
+    fast = np.linalg.norm(np.diff(fixed, axis=0), axis=-1) > max_speed  # (T-1, 2)
+    none = np.zeros((1, 2), dtype=bool)
+    fast = np.r_[none, fast] | np.r_[fast, none]  # (T, 2): the frame was entered or left fast
+    plant = contacts.copy()
+    for i, s in enumerate(("left", "right")):
+        cols = list(LEGS[s][3])
+        plant[np.ix_(fast[:, i], cols)] = 0.0
+    out = np.array(motion, dtype=np.float32)
+    out[:, 4:7] = root  # [contacts 4 | root 3 | rotations]: only the root changes
+    return out, plant
+
+
+def lock_feet(motion: np.ndarray, max_slide: float = 0.05, blend: int = 8, follow: bool = True,
+              max_speed: float = 0.005) -> np.ndarray:
+    """Motion (T, 151) → the same motion with planted feet (see the module docstring). Pure function.
+    follow: first let the root follow the supporting foot (`follow_support`, `max_speed`); False: legs only."""
     motion = np.asarray(motion, np.float32)
     if motion.ndim != 2 or motion.shape[1] != sk.MOTION_DIM:
         raise ValueError(f"lock_feet: motion must be (T, {sk.MOTION_DIM}), got {motion.shape}")
+    if follow:
+        motion, plant = follow_support(motion, max_speed)
     contacts, root, rot = sk.unpack_motion(motion)
+    if not follow:
+        plant = contacts
     rot = rot.astype(np.float64)
     root = root.astype(np.float64)
     P, G = sk.forward_kinematics(root, rot, return_global=True)  # the legs are separate chains: one FK serves both
     for leg in LEGS:
-        target, w = ankle_targets(P, contacts, leg, max_slide, blend)
+        target, w = ankle_targets(P, plant, leg, max_slide, blend)
         frames = np.flatnonzero(w > 0)
         if len(frames):
             two_bone_ik(rot, G, P, leg, target, frames)

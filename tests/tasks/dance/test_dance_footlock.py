@@ -57,7 +57,7 @@ def test_lock_plants_jittering_feet(dance):
     noisy_rot = rot.copy()
     noisy_rot[:, [1, 2, 4, 5]] = rot[:, [1, 2, 4, 5]] @ sk.axis_angle_to_matrix(aa)
     noisy = sk.pack_motion(c, root, noisy_rot)
-    locked = F.lock_feet(noisy)
+    locked = F.lock_feet(noisy, follow=False)  # legs only (the root-following pass is tested below)
     gt, before, after = _joints(dance), _joints(noisy), _joints(locked)
     assert M.pfc(before) > 10 * M.pfc(gt)
     assert M.pfc(after) <= 1.2 * M.pfc(gt)
@@ -82,11 +82,32 @@ def test_lock_leaves_steps_and_flight_alone(dance):
     # labelled "in contact" all along while the dancer travels 30 cm: re-planted as it goes, never dragged behind
     walk = root + np.linspace(0, 0.3, len(root))[:, None] * np.array([1.0, 0.0, 0.0], np.float32)
     all_on = sk.pack_motion(np.ones_like(c), walk, rot)
-    before, after = _joints(all_on), _joints(F.lock_feet(all_on, max_slide=0.05))
+    before, after = _joints(all_on), _joints(F.lock_feet(all_on, max_slide=0.05, blend=3, follow=False))
     gap = np.linalg.norm(after[:, [7, 8]][..., [0, 2]] - before[:, [7, 8]][..., [0, 2]], axis=-1)
     assert gap.max() <= 0.1 + 1e-4
     v = np.linalg.norm(np.diff(after[:, [7, 8]][..., [0, 2]], axis=0), axis=-1)
     assert (v < 1e-4).mean() > 0.5  # mostly standing still, moving in short re-plants
+
+
+def test_root_follows_the_support_foot(dance):
+    """A dance whose whole body skates 30 cm sideways: the root follows the planted feet, so the feet stand still
+    again and the body is where the steps put it (the clean dance, shifted by a constant)."""
+    c, root, rot = sk.unpack_motion(dance)
+    on = np.stack([(c[:, [0, 1]] > 0.5).any(1), (c[:, [2, 3]] > 0.5).any(1)], 1)
+    assert on.any(1).all()  # this dance always has a foot down
+    drift = np.linspace(0, 0.3, len(root))[:, None] * np.array([1.0, 0.0, 0.0], np.float32)
+    skating = sk.pack_motion(c, root + drift, rot)
+    followed, plant = F.follow_support(skating)
+    assert np.array_equal(followed[:, 7:], skating[:, 7:]) and np.array_equal(followed[:, :4], skating[:, :4])
+    _, root2, _ = sk.unpack_motion(followed)
+    shift = root2 - root
+    assert np.abs(shift - shift[0]).max() < 1e-3  # the 30 cm drift is gone (to 1 mm), up to where frame 0 stood
+    assert np.abs(shift[:, 1]).max() == 0.0  # heights untouched
+    # a labelled foot that still moves fast is not planted: the clean dance's own contact frames stay planted
+    assert (plant > 0.5).sum() <= (c > 0.5).sum() and ((plant > 0.5) & (c < 0.5)).sum() == 0
+    gt, locked = _joints(dance), _joints(F.lock_feet(skating))
+    assert M.pfc(_joints(skating)) > 10 * max(M.pfc(gt), 1e-9)
+    assert M.pfc(locked) <= 1.2 * M.pfc(gt) + 1e-12
 
 
 def test_lock_rejects_bad_shape():
