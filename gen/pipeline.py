@@ -409,9 +409,11 @@ class GenPipeline:
 
     def to(self, device: str | torch.device) -> "GenPipeline":
         device = resolve_device(device) if isinstance(device, str) else device
-        self.model.to(device)
-        if getattr(self, "_distilled", None) is not None:
-            self._distilled.to(device)
+        for m in (self.model, getattr(self, "_distilled", None)):
+            # a model already there is left alone: diffusers' ModelMixin.to imports diffusers.hooks, which imports
+            # peft and transformers (~1-2 s of every CLI's start-up on this CPU) even when nothing moves
+            if m is not None and not all(t.device == device for t in (*m.parameters(), *m.buffers())):
+                m.to(device)
         return self
 
     def __repr__(self) -> str:

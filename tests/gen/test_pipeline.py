@@ -229,3 +229,15 @@ def test_a_shipped_name_works_from_a_folder_holding_a_folder_of_that_name(tmp_pa
     (tmp_path / "shapes").mkdir()
     monkeypatch.chdir(tmp_path)
     assert resolve_pretrained("shapes").model_dir == shipped_path("shapes") / "model"
+
+
+def test_loading_on_the_cpu_does_not_import_peft():
+    """`pipe.to(device)` leaves a model already on that device alone: diffusers' ModelMixin.to imports diffusers.hooks,
+    and with it peft and transformers' models (~1.2 s of every CLI's start-up here), even when nothing moves.
+    (transformers' top-level package itself comes with diffusers.quantizers: 0.5 s we cannot avoid.)"""
+    code = ("import sys; from gen.pipeline import ClassConditionalPipeline; "
+            "p = ClassConditionalPipeline.from_pretrained('shapes', device='cpu'); p.to('cpu'); "
+            "print(sorted(m for m in ('peft', 'diffusers.hooks') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout
+    assert out.strip().splitlines()[-1] == "[]"
