@@ -13,7 +13,8 @@ ours to test.
 HTTP API (JSON; the page uses exactly this):
 
     GET  /api/info                    attributes, regions, layouts, tasks
-    GET  /api/styles                  the calligraphy model's style names (loads that model on first call)
+    GET  /api/styles                  the calligraphy model's style names, and the adapted styles (calligraphy-adapt,
+                                      found in $GENSUITE_STYLES or ./styles) made from that model (loads it on first call)
     GET  /api/models                  the shipped models' cards (checkpoints/*/README.md) as HTML
     POST /api/upload?name=song.mp3    raw file body → {"id": …, "name": …}
     POST /api/run/<task>              parameters (JSON) → {"job": id}; one worker runs the jobs in order. Tasks:
@@ -631,7 +632,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json(info())
         elif path == "/api/styles":
             try:
-                self._json({"styles": list(pipeline("calligraphy").styles)})
+                pipe = pipeline("calligraphy")
+                self._json({"styles": list(pipe.styles), "adapted": pipe.adapted_styles()})
             except Exception as e:  # noqa: BLE001
                 if not isinstance(e, ValueError):
                     log(f"calligraphy model failed to load:\n{traceback.format_exc()}")

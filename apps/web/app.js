@@ -250,9 +250,14 @@ function setupCalligraphy() {
   onFirstOpen.calligraphy = async () => {
     try {
       const r = await api("/api/styles");
-      list.replaceChildren(new Option("— choose —", ""), ...r.styles.map((s) => new Option(s, s)));
+      const adapted = r.adapted || [];
+      const group = document.createElement("optgroup");
+      group.label = "adapted (calligraphy-adapt)";
+      group.append(...adapted.map((s) => new Option(s, s)));
+      list.replaceChildren(new Option("— choose —", ""), ...r.styles.map((s) => new Option(s, s)),
+                           ...(adapted.length ? [group] : []));
       if (!mix.value && r.styles.length) { mix.value = r.styles.includes("gyosho") ? "gyosho" : r.styles[0]; }
-      list.value = r.styles.includes(mix.value) ? mix.value : "";
+      list.value = r.styles.includes(mix.value) || adapted.includes(mix.value) ? mix.value : "";
     } catch (e) {
       list.replaceChildren(new Option("(styles unavailable)", ""));
       showError(ui, e.message);

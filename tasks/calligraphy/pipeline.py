@@ -286,6 +286,25 @@ class CalligraphyPipeline(GenPipeline):
         extra = [*self.adapted, *find_styles(self.style_dirs)]
         return self.styles + [n for n in dict.fromkeys(extra) if n not in self.styles]
 
+    def adapted_styles(self) -> list[str]:
+        """Names of the adapted styles this model can use: loaded ones, and those on the style search path that were
+        adapted from this very model (same weight fingerprint; styles adapted from another model are left out)."""
+        import json
+
+        from .adapt import STYLE_JSON, find_styles, fingerprint
+
+        mine, names = fingerprint(self.model), list(self.adapted)
+        for name, folder in find_styles(self.style_dirs).items():
+            if name in names or name in self.styles:
+                continue
+            try:
+                meta = json.loads((folder / STYLE_JSON).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            if isinstance(meta, dict) and (meta.get("base_model") or {}).get("fingerprint") == mine:
+                names.append(name)
+        return names
+
     def parse_style(self, spec: str) -> list[tuple[float, str]]:
         """parse_style over the known styles; an adapted style is loaded on first use and cannot be mixed."""
         terms = parse_style(spec, self.known_styles())

@@ -45,7 +45,16 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     out = tmp_path_factory.mktemp("web")
     port = _free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # two adapted-style folders on the server's style path: one made from the shipped calligraphy model (listed),
+    # one from another model (left out); only their style.json is read for the list
+    import json
+    from tasks.calligraphy.adapt import fingerprint
+    from tasks.calligraphy.pipeline import CalligraphyPipeline
+    shipped = fingerprint(CalligraphyPipeline.from_pretrained("calligraphy").model)
+    for name, fp in (("myhand", shipped), ("otherhand", "0" * 16)):
+        (out / "styles" / name).mkdir(parents=True)
+        (out / "styles" / name / "style.json").write_text(json.dumps({"name": name, "base_model": {"fingerprint": fp}}))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GENSUITE_STYLES": str(out / "styles")}
     env.setdefault("OMP_NUM_THREADS", "1")
     log = open(out / "server.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "apps.web", "--port", str(port), "--outputs", str(out / "files")],
@@ -394,6 +403,8 @@ def test_api_edit(server, tmp_path):
 def test_calligraphy_tab(page, tmp_path):
     page.click("#tab-calligraphy")
     page.wait_for_selector("#cal-style-list option[value='gyosho']", state="attached", timeout=60_000)
+    assert page.locator("#cal-style-list optgroup option[value='myhand']").count() == 1  # adapted from this model
+    assert page.locator("#cal-style-list option[value='otherhand']").count() == 0      # adapted from another one
     page.select_option("#cal-style-list", "ukai")
     assert page.input_value("#cal-style") == "ukai"
     page.fill("#cal-style", "0.7*gyosho+0.3*ukai")  # a style mix

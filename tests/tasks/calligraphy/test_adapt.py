@@ -110,8 +110,9 @@ def test_the_adapted_style_is_usable_by_name_in_the_api_and_both_clis(tmp_path, 
     pipe = CalligraphyPipeline.from_pretrained(model_dir)
     with pytest.raises(ValueError, match="unknown style 'myhand'"):
         pipe.glyphs("永和", style="myhand")
+    assert pipe.adapted_styles() == []
     pipe.style_dirs = [str(styles)]                                    # found by name on the search path
-    assert "myhand" in pipe.known_styles()
+    assert "myhand" in pipe.known_styles() and pipe.adapted_styles() == ["myhand"]  # (the web page's list)
     g = pipe.glyphs("永和", style="myhand", size=S)
     assert g.shape == (2, S, S) and np.isfinite(g).all()
     assert not np.allclose(g, pipe.glyphs("永和", style="ukai", size=S))
@@ -124,6 +125,8 @@ def test_the_adapted_style_is_usable_by_name_in_the_api_and_both_clis(tmp_path, 
     other = CalligraphyPipeline(tiny_pipe(seed=1).model, META)        # another base model: refused
     with pytest.raises(ValueError, match="adapted from another base model"):
         other.load_style(styles / "myhand")
+    other.style_dirs = [str(styles)]
+    assert "myhand" in other.known_styles() and other.adapted_styles() == []  # not offered where it cannot load
     png, ttf = tmp_path / "w.png", tmp_path / "f.ttf"
     assert generate.main(["--model", model_dir, "--text", "永和", "--style", "myhand", "--style-dir", str(styles),
                           "--out", str(png), "--cell", "32", "--threads", "1"]) == 0
