@@ -67,7 +67,7 @@ def add_common_args(p: argparse.ArgumentParser, task: str, sampling: Mapping, th
                    help=f"sampler name from gen.sampling's registry (default: the model's, "
                         f"{sampling.get('scheduler')!r} for the shipped one; `python -m gen.sampling` lists them), or "
                         "'distilled' for the model's few-step distilled student where it ships one (also chosen by "
-                        "--steps equal to the student's step count)")
+                        "--steps equal to the student's step count when the model's default is another)")
     g.add_argument("--guidance", type=guidance_float, default=None,
                    help=f"classifier-free guidance weight (default: the model's, {sampling.get('guidance')} for the "
                         "shipped one)")

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-guidance", type=finite_float, default=None,
                    help="guidance scale for content (default: --guidance)")
     p.add_argument("--cell", type=positive_int, default=96, help=f"pixels per character in the work (≤ {MAX_CELL})")
-    add_common_args(p, "calligraphy", {"scheduler": "dpm++", "steps": 20, "guidance": 2.0}, threads=1)
+    add_common_args(p, "calligraphy", {"scheduler": "dpm++", "steps": 4, "guidance": 2.0}, threads=1)
     return p
 
 

@@ -37,7 +37,7 @@ from .model import SOURCE_ID, SOURCE_REFS, SOURCE_TEXT, CalligraphyModel
 
 MAX_CHARS = 64          # longest text one call accepts (characters)
 RENDER_SIZE = 64        # content / reference glyphs are rendered at 64 px (as the training cache), then area-downsampled
-DEFAULT_STEPS = 20      # default sampler steps
+DEFAULT_STEPS = 20      # sampler steps of a newly trained model (the shipped one: 4, in its pipeline.json)
 DEFAULT_SCHEDULER = "dpm++"
 DEFAULT_GUIDANCE = 2.0  # g_s (and g_c unless given)
 DEFAULT_CELL = 96       # pixels per character in the composed work (glyphs are upsampled bicubically)
