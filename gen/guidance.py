@@ -44,6 +44,11 @@ def model_device(model) -> torch.device | None:
     seen = set()
     while model is not None and id(model) not in seen:
         seen.add(id(model))
+        if isinstance(model, nn.Module):  # before `.device`: ModelMixin.device imports diffusers.hooks (peft, ~1-2 s)
+            for p in model.parameters():
+                return p.device
+            for b in model.buffers():
+                return b.device
         try:
             dev = getattr(model, "device", None)
         except Exception:  # a device property that cannot answer (e.g. a ModelMixin without parameters)

@@ -410,14 +410,21 @@ class GenPipeline:
     def to(self, device: str | torch.device) -> "GenPipeline":
         device = resolve_device(device) if isinstance(device, str) else device
         for m in (self.model, getattr(self, "_distilled", None)):
-            # a model already there is left alone: diffusers' ModelMixin.to imports diffusers.hooks, which imports
-            # peft and transformers (~1-2 s of every CLI's start-up on this CPU) even when nothing moves
-            if m is not None and not all(t.device == device for t in (*m.parameters(), *m.buffers())):
-                m.to(device)
+            if m is not None:
+                move_module(m, device)
         return self
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(task={self.task!r}, source={getattr(self, 'source', None)!r})"
+
+
+def move_module(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`module.to(device)`, except that a module already there is left alone: diffusers' ModelMixin.to imports
+    diffusers.hooks, which imports peft and transformers (~1-2 s of every CLI's start-up on this CPU) even when
+    nothing moves. Task pipelines use it for every extra model they carry (super-resolution stage, judge, ...)."""
+    if not all(t.device == device for t in (*module.parameters(), *module.buffers())):
+        module.to(device)
+    return module
 
 
 # ---- the backbone's worked example: a label-conditional model ----------------------------------------------------

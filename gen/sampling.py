@@ -28,7 +28,7 @@ counts evaluations per sampling run.
 | `ddim-eta` | the project's DDIM σ-family loop `sample_ddim` (Song et al. 2021, eq. 12/16); eta = 0 (default) is deterministic DDIM, eta = 1 DDPM's posterior variance | if eta > 0 | 1…T; timesteps visited | trailing | steps |
 | `ddpm` | diffusers `DDPMScheduler` (ancestral DDPM, fixed-small variance; clips x̂_0 to [−1, 1]) | yes | 1…T; inference steps, set_timesteps(steps) | leading | steps |
 | `ddim` | diffusers `DDIMScheduler` (clips x̂_0 to [−1, 1]); eta goes to its step | if eta > 0 | 1…T; inference steps, set_timesteps(steps) | leading | steps |
-| `dpm++` | diffusers `DPMSolverMultistepScheduler` (DPM-Solver++ 2M) | no | 1…T−1; inference steps, set_timesteps(steps) | linspace | steps |
+| `dpm++` | diffusers `DPMSolverMultistepScheduler` (DPM-Solver++ 2M; at its defaults run by `DPMSolverPP2M`, the same arithmetic without importing diffusers' scheduler module) | no | 1…T−1; inference steps, set_timesteps(steps) | linspace | steps |
 | `dpm++sde` | diffusers `DPMSolverSDEScheduler` (needs the torchsde package); its Brownian tree is seeded from the generator(s) and draws on the model's device | yes | 1…T; inference steps, set_timesteps(steps) | linspace | 2·steps − 1 |
 | `dpm` | diffusers `DPMSolverSinglestepScheduler` | no | 1…T; inference steps, set_timesteps(steps) | linspace | steps |
 | `unipc` | diffusers `UniPCMultistepScheduler` | no | 1…T−1; inference steps, set_timesteps(steps) | linspace | steps |
@@ -294,7 +294,8 @@ SAMPLERS: dict[str, SamplerSpec] = {s.name: s for s in [
                 True, _D, spacing="leading", scheduler_class="DDPMScheduler"),
     SamplerSpec("ddim", "diffusers `DDIMScheduler` (clips x̂_0 to [−1, 1]); eta goes to its step", False, _D,
                 spacing="leading", scheduler_class="DDIMScheduler", takes_eta=True),
-    SamplerSpec("dpm++", "diffusers `DPMSolverMultistepScheduler` (DPM-Solver++ 2M)", False, _D,
+    SamplerSpec("dpm++", "diffusers `DPMSolverMultistepScheduler` (DPM-Solver++ 2M; at its defaults run by "
+                "`DPMSolverPP2M`, the same arithmetic without importing diffusers' scheduler module)", False, _D,
                 scheduler_class="DPMSolverMultistepScheduler", below_T=1),
     SamplerSpec("dpm++sde", "diffusers `DPMSolverSDEScheduler` (needs the torchsde package); its Brownian tree is "
                 "seeded from the generator(s) and draws on the model's device", True, _D, "2·steps − 1",
@@ -396,6 +397,78 @@ def make_diffusers_scheduler(name: str, schedule: DiffusionSchedule, prediction_
     return cls(**cfg)
 
 
+class DPMSolverPP2M:
+    """DPM-Solver++(2M) (Lu et al. 2022) exactly as diffusers' `DPMSolverMultistepScheduler` runs it at its defaults
+    (data prediction, midpoint, first-order first and last steps, "linspace" timesteps, final σ = 0), written out so
+    that the `dpm++` sampler does not import diffusers' scheduler module (and scipy.stats with it: ~1.4 s of a CLI's
+    start-up on this CPU). Same interface as a diffusers scheduler for `sample_diffusers`; the same float32 arithmetic,
+    so it matches diffusers to float rounding (tests/gen/test_sampling.py). Any other constructor keyword runs
+    diffusers' own class instead."""
+
+    init_noise_sigma = 1.0
+
+    def __init__(self, schedule: DiffusionSchedule, prediction_type: str = "epsilon"):
+        if prediction_type not in ("epsilon", "v_prediction", "sample"):
+            raise ValueError(f"prediction_type {prediction_type!r}; accepted: 'epsilon', 'v_prediction', 'sample'")
+        self.T, self.prediction_type = schedule.T, prediction_type
+        betas = torch.tensor(schedule.betas.float().cpu().numpy().tolist(), dtype=torch.float32, device="cpu")
+        self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+
+    def set_timesteps(self, steps: int, device=None) -> None:
+        import numpy as np
+
+        ts = np.linspace(0, self.T - 1, steps + 1).round()[::-1][:-1].copy().astype(np.int64)
+        sig = np.array(((1 - self.alphas_cumprod) / self.alphas_cumprod) ** 0.5)
+        sig = np.interp(ts, np.arange(0, len(sig)), sig)
+        self.sigmas = torch.from_numpy(np.concatenate([sig, [0]]).astype(np.float32))
+        self.timesteps = torch.from_numpy(ts).to(device=device, dtype=torch.int64)
+        self._i, self._prev = 0, None
+
+    def scale_model_input(self, x: Tensor, t) -> Tensor:
+        return x
+
+    @staticmethod
+    def _alpha_sigma(sigma: Tensor) -> tuple[Tensor, Tensor]:
+        alpha = 1 / ((sigma ** 2 + 1) ** 0.5)
+        return alpha, sigma * alpha
+
+    def step(self, pred: Tensor, t, x: Tensor, **_):
+        i, n = self._i, len(self.timesteps)
+        a_s0, s_s0 = self._alpha_sigma(self.sigmas[i])
+        if self.prediction_type == "epsilon":
+            x0 = (x - s_s0 * pred) / a_s0
+        elif self.prediction_type == "v_prediction":
+            x0 = a_s0 * x - s_s0 * pred
+        else:
+            x0 = pred
+        sample = x.to(torch.float32)
+        a_t, s_t = self._alpha_sigma(self.sigmas[i + 1])
+        lam = lambda a, s: torch.log(a) - torch.log(s)  # noqa: E731
+        h = lam(a_t, s_t) - lam(a_s0, s_s0)
+        if self._prev is None or i == n - 1:  # first order (DDIM in λ) on the first step and, to σ = 0, the last
+            out = (s_t / s_s0) * sample - (a_t * (torch.exp(-h) - 1.0)) * x0
+        else:
+            a_s1, s_s1 = self._alpha_sigma(self.sigmas[i - 1])
+            r0 = (lam(a_s0, s_s0) - lam(a_s1, s_s1)) / h
+            d1 = (1.0 / r0) * (x0 - self._prev)
+            out = ((s_t / s_s0) * sample - (a_t * (torch.exp(-h) - 1.0)) * x0
+                   - 0.5 * (a_t * (torch.exp(-h) - 1.0)) * d1)
+        self._prev, self._i = x0, i + 1
+        return _StepOutput(out.to(x0.dtype))
+
+    def add_noise(self, x0: Tensor, noise: Tensor, timesteps: Tensor) -> Tensor:
+        idx = [int((self.timesteps.cpu() == int(t)).nonzero()[0]) for t in timesteps]
+        sigma = self.sigmas.to(device=x0.device, dtype=x0.dtype)[idx].flatten()
+        sigma = sigma.view(-1, *[1] * (x0.dim() - 1))
+        a, s = self._alpha_sigma(sigma)
+        return a * x0 + s * noise
+
+
+@dataclass
+class _StepOutput:
+    prev_sample: Tensor
+
+
 def _seed_from(generator) -> int | list[int] | None:
     """A seed (one per sample for a list of generators) drawn from the generator(s), for schedulers that seed their own
     noise (DPMSolverSDEScheduler's Brownian tree)."""
@@ -413,8 +486,11 @@ def sample_diffusers(model: ModelFn, shape, schedule: DiffusionSchedule, *, sche
     """Run any diffusers scheduler: x ← init_noise_sigma·z; per step scale_model_input → model → scheduler.step.
     `scheduler` is a registered name (checked with its step range, see `check_sampler`) or a scheduler instance."""
     if isinstance(scheduler, str):
-        check_sampler(scheduler, steps, schedule.T)
-        sched = make_diffusers_scheduler(scheduler, schedule, prediction_type, **scheduler_kwargs)
+        spec, _ = check_sampler(scheduler, steps, schedule.T)
+        if spec.name == "dpm++" and not scheduler_kwargs:
+            sched = DPMSolverPP2M(schedule, prediction_type)
+        else:
+            sched = make_diffusers_scheduler(scheduler, schedule, prediction_type, **scheduler_kwargs)
     else:
         sched = scheduler
     step_params = _params(sched.step)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from gen.guidance import Prompt, Term, guided_model
 from gen.io import atomic_path, open_image
-from gen.pipeline import GenPipeline, ProgressFn, step_callback
+from gen.pipeline import GenPipeline, ProgressFn, move_module, step_callback
 from gen.sampling import sample
 
 from .data import CONTENT_STYLE, OK, _normalise, default_margin, glyph_status, render_glyph
@@ -224,7 +224,7 @@ class CalligraphyPipeline(GenPipeline):
         super().to(device)
         self._denoisers.clear()
         if self.superres is not None:
-            self.superres.to(self.device)
+            move_module(self.superres, self.device)
         return self
 
     def save_pretrained(self, path, card=None, *, dtype=None) -> str:

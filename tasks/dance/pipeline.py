@@ -157,7 +157,7 @@ class DancePipeline(GenPipeline):
         n_win = 1 + max(0, -(-(n - window) // hop))  # windows at 0, hop, 2·hop, … covering n frames
         total = (n_win - 1) * hop + window
         pad = lambda a: np.concatenate([a, np.repeat(a[-1:], total - len(a), 0)]) if total > len(a) else a  # noqa
-        dev = self.model.device
+        dev = self.device  # not ModelMixin.device: it imports diffusers.hooks (peft, ~1-2 s)
         music_t = torch.from_numpy(pad(music)).T.to(dev)  # (M, total)
         known_t = torch.zeros(sk.MOTION_DIM, total, device=dev)
         mask_t = torch.zeros(sk.MOTION_DIM, total, device=dev)

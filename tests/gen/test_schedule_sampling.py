@@ -383,3 +383,48 @@ def test_diffusers_samplers_keep_diffusers_defaults():
             assert make_diffusers_scheduler(name, s).config.timestep_spacing == spec.spacing, name
     assert make_diffusers_scheduler("ddim", s).config.clip_sample is True
     assert make_diffusers_scheduler("ddim", s, timestep_spacing="trailing").config.timestep_spacing == "trailing"
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+@pytest.mark.parametrize("kind,T,steps", [("cosine", 1000, 1), ("cosine", 1000, 2), ("cosine", 1000, 4),
+                                          ("linear", 1000, 20), ("cosine", 50, 49), ("sigmoid", 100, 15)])
+def test_native_dpmpp_is_diffusers_dpm_solver_multistep(prediction_type, kind, T, steps):
+    """`dpm++` runs `DPMSolverPP2M` (no diffusers scheduler import) and gives what diffusers' DPMSolverMultistepScheduler
+    at its defaults gives, to float rounding: plain and with known data (in-painting), for ε, v and x_0 models."""
+    from gen.sampling import DPMSolverPP2M
+
+    s = DiffusionSchedule.make(kind, T)
+    w = torch.randn(3, 3, generator=torch.Generator().manual_seed(1)) * 0.4
+
+    def model(x, t):  # a nonlinear, time-dependent stand-in network
+        return torch.tanh(torch.einsum("ij,bjhw->bihw", w, x)) * (1 + t.float().view(-1, 1, 1, 1) / T)
+
+    shape = (2, 3, 4, 4)
+    x0 = torch.rand(shape, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    mask = (torch.rand(shape, generator=torch.Generator().manual_seed(3)) < 0.5).float()
+    for known in (None, (x0, mask)):
+        kw = dict(steps=steps, prediction_type=prediction_type, known=known)
+        ours = sample_diffusers(model, shape, s, scheduler="dpm++", generator=torch.Generator().manual_seed(0), **kw)
+        ref_sched = make_diffusers_scheduler("dpm++", s, prediction_type)
+        assert type(ref_sched).__name__ == "DPMSolverMultistepScheduler"
+        ref = sample_diffusers(model, shape, s, scheduler=ref_sched, generator=torch.Generator().manual_seed(0), **kw)
+        assert torch.allclose(ours, ref, atol=1e-5, rtol=1e-5), (known is None, (ours - ref).abs().max())
+    native = DPMSolverPP2M(s, prediction_type)
+    native.set_timesteps(steps)
+    ref_sched.set_timesteps(steps)
+    assert torch.equal(native.timesteps, ref_sched.timesteps) and torch.equal(native.sigmas, ref_sched.sigmas)
+
+
+def test_dpmpp_with_scheduler_keywords_runs_diffusers_class(monkeypatch):
+    """A constructor keyword (e.g. use_karras_sigmas) is diffusers' business: the native solver is used only at the
+    defaults, which it reproduces."""
+    import gen.sampling as sm
+
+    made = []
+    real = sm.make_diffusers_scheduler
+    monkeypatch.setattr(sm, "make_diffusers_scheduler", lambda *a, **k: made.append(k) or real(*a, **k))
+    s = DiffusionSchedule.make("cosine", 100)
+    sm.sample_diffusers(lambda x, t: 0.1 * x, (1, 1, 2, 2), s, scheduler="dpm++", steps=4)
+    assert made == []
+    sm.sample_diffusers(lambda x, t: 0.1 * x, (1, 1, 2, 2), s, scheduler="dpm++", steps=4, use_karras_sigmas=True)
+    assert made == [{"use_karras_sigmas": True}]
