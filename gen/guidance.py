@@ -39,16 +39,15 @@ def keep_key(group: str) -> str:
 
 def model_device(model) -> torch.device | None:
     """The device a model callable runs on, or None when it cannot be told (a plain function or lambda): its ``device``
-    attribute (diffusers' ModelMixin, `guided_model`'s callable, any callable carrying one), else an nn.Module's first
-    parameter or buffer; a bound method or functools.partial is looked through to its module / function."""
+    attribute (`guided_model`'s callable, any callable carrying one); an nn.Module's first parameter or buffer comes
+    first (ModelMixin.device imports diffusers.hooks, i.e. peft, ~1-2 s) and its ``device`` attribute only when it has
+    neither; a bound method or functools.partial is looked through to its module / function."""
     seen = set()
     while model is not None and id(model) not in seen:
         seen.add(id(model))
-        if isinstance(model, nn.Module):  # before `.device`: ModelMixin.device imports diffusers.hooks (peft, ~1-2 s)
-            for p in model.parameters():
-                return p.device
-            for b in model.buffers():
-                return b.device
+        if isinstance(model, nn.Module):
+            for t in (*model.parameters(), *model.buffers()):
+                return t.device
         try:
             dev = getattr(model, "device", None)
         except Exception:  # a device property that cannot answer (e.g. a ModelMixin without parameters)
@@ -56,10 +55,6 @@ def model_device(model) -> torch.device | None:
         if isinstance(dev, (torch.device, str)):
             return torch.device(dev)
         if isinstance(model, nn.Module):
-            for p in model.parameters():
-                return p.device
-            for b in model.buffers():
-                return b.device
             return None
         model = getattr(model, "__self__", None) or getattr(model, "func", None)
     return None

@@ -374,7 +374,7 @@ class GenPipeline:
         folder = Path(root) / d["folder"] / MODEL_DIR
         if not (folder / "config.json").is_file():
             raise PipelineError(f"distilled student {str(folder)!r} named in pipeline.json is missing")
-        self._distilled = load_model(folder, self.model_class).to(self.device)
+        self._distilled = move_module(load_model(folder, self.model_class), self.device)
         return self._distilled
 
     def set_distilled(self, student, info: Mapping) -> None:

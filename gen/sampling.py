@@ -402,7 +402,7 @@ class DPMSolverPP2M:
     (data prediction, midpoint, first-order first and last steps, "linspace" timesteps, final σ = 0), written out so
     that the `dpm++` sampler does not import diffusers' scheduler module (and scipy.stats with it: ~1.4 s of a CLI's
     start-up on this CPU). Same interface as a diffusers scheduler for `sample_diffusers`; the same float32 arithmetic,
-    so it matches diffusers to float rounding (tests/gen/test_sampling.py). Any other constructor keyword runs
+    so it matches diffusers to float rounding (tests/gen/test_schedule_sampling.py). Any other constructor keyword runs
     diffusers' own class instead."""
 
     init_noise_sigma = 1.0
@@ -444,15 +444,14 @@ class DPMSolverPP2M:
         sample = x.to(torch.float32)
         a_t, s_t = self._alpha_sigma(self.sigmas[i + 1])
         lam = lambda a, s: torch.log(a) - torch.log(s)  # noqa: E731
-        h = lam(a_t, s_t) - lam(a_s0, s_s0)
-        if self._prev is None or i == n - 1:  # first order (DDIM in λ) on the first step and, to σ = 0, the last
-            out = (s_t / s_s0) * sample - (a_t * (torch.exp(-h) - 1.0)) * x0
-        else:
+        lam_s0 = lam(a_s0, s_s0)
+        h = lam(a_t, s_t) - lam_s0
+        coef = a_t * (torch.exp(-h) - 1.0)
+        out = (s_t / s_s0) * sample - coef * x0  # first order (DDIM in λ): the first step and, to σ = 0, the last
+        if self._prev is not None and i < n - 1:  # midpoint second-order correction from the previous x̂_0
             a_s1, s_s1 = self._alpha_sigma(self.sigmas[i - 1])
-            r0 = (lam(a_s0, s_s0) - lam(a_s1, s_s1)) / h
-            d1 = (1.0 / r0) * (x0 - self._prev)
-            out = ((s_t / s_s0) * sample - (a_t * (torch.exp(-h) - 1.0)) * x0
-                   - 0.5 * (a_t * (torch.exp(-h) - 1.0)) * d1)
+            r0 = (lam_s0 - lam(a_s1, s_s1)) / h
+            out = out - 0.5 * coef * ((1.0 / r0) * (x0 - self._prev))
         self._prev, self._i = x0, i + 1
         return _StepOutput(out.to(x0.dtype))
 
