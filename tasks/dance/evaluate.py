@@ -204,9 +204,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="reports/dance_eval.json", help="JSON report (written atomically)")
     p.add_argument("--quick", action="store_true", help="4 synthetic songs, 10 sampling steps, no CLI timing")
     p.add_argument("--songs", type=int, default=16, help="held-out synthetic songs of 30 s (ignored with --quick)")
-    p.add_argument("--steps", type=int, default=20, help="sampling steps per window (--quick: 10)")
-    p.add_argument("--scheduler", default="ddim", help="sampler: ddim, ancestral, dpm++, unipc, …")
-    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance weight")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps per window (default: the model's "
+                   "pipeline.json, as dance-generate samples; --quick: 10)")
+    p.add_argument("--scheduler", default=None, help="sampler: ddim, ddim-eta, ancestral, dpm++, unipc, … (default: "
+                   "the model's, chosen by tasks.dance.tune)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance weight (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (clip i uses seed + i)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch's default)")
     p.add_argument("--compare", action="append", default=[], metavar="NAME=PATH", help="also score another model folder")
@@ -216,13 +218,13 @@ def main(argv=None) -> int:
     except ValueError:
         print(f"error: --compare takes NAME=PATH, got {a.compare}", file=sys.stderr)
         return 2
-    songs, steps = (4, 10) if a.quick else (a.songs, a.steps)
+    songs, steps = (4, a.steps or 10) if a.quick else (a.songs, a.steps)
     if songs < 2 or songs > len(HELDOUT_SEEDS):
         print(f"error: --songs must be in [2, {len(HELDOUT_SEEDS)}], got {songs}", file=sys.stderr)
         return 2
     try:
-        report = evaluate(a.model, a.previous, songs, a.seed, compare, a.threads, cli_timing=not a.quick,
-                          steps=steps, scheduler=a.scheduler, guidance=a.guidance)
+        kw = {k: v for k, v in dict(steps=steps, scheduler=a.scheduler, guidance=a.guidance).items() if v is not None}
+        report = evaluate(a.model, a.previous, songs, a.seed, compare, a.threads, cli_timing=not a.quick, **kw)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -81,8 +81,9 @@ class DancePipeline(GenPipeline):
     """A `DanceModel` plus its diffusion schedule and sampler settings.
 
     `DancePipeline(model, meta=None, *, steps=, scheduler=, guidance=, clip_x0=, foot_lock=)`: keyword options override
-    the settings in meta (pipeline.json `sampling`). guidance: music guidance weight; 1 (plain conditional, one network
-    pass) scores best on held-out music (`guidance_sweep` in reports/dance_eval.json). foot_lock: plant the feet where
+    the settings in meta (pipeline.json `sampling`). guidance: music guidance weight; the defaults (ddim-eta, guidance 1:
+    plain conditional, one network pass) were chosen on a tuning set apart from the evaluation's (`tasks.dance.tune`,
+    reports/dance_tuning.json). foot_lock: plant the feet where
     the model's own contact labels say so, by leg IK (`tasks.dance.footlock`); False returns the raw samples."""
 
     task = "dance"
