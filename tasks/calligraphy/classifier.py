@@ -70,11 +70,11 @@ def augment(x: Tensor, g: torch.Generator) -> Tensor:
 
 
 def train_judge(char_x: Tensor, char_y: Tensor, style_x: Tensor, style_y: Tensor, n_chars: int, n_styles: int,
-                steps: int = 600, batch_size: int = 64, seed: int = 0, lr: float = 2e-3) -> GlyphJudge:
+                steps: int = 600, batch_size: int = 64, seed: int = 0, lr: float = 2e-3, width: int = 32) -> GlyphJudge:
     """Train both heads on real renders: char_x (N, 1, S, S) with char_y (N,), style_x (M, 1, S, S) with style_y (M,)."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    model = GlyphJudge(n_chars, n_styles)
+    model = GlyphJudge(n_chars, n_styles, width)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
     model.train()

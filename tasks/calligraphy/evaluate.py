@@ -157,16 +157,43 @@ def select(pipe, opts: dict, seed: int, fewshot: list[str], cache_dir) -> EvalSe
     return EvalSet(data, names, chars, ci, ri, list(pipe.styles), list(fewshot))
 
 
-def glyph_judge(es: EvalSet, opts: dict, seed: int, size: int, root="runs/calligraphy_judge"):
-    """Step 2: train (or load the cached) judge at `size` px."""
+class ColumnJudge(torch.nn.Module):
+    """A shipped judge whose character head covers more characters than are evaluated: its character logits
+    restricted to the evaluated characters' columns (so content accuracy stays an n-way choice among them)."""
+
+    def __init__(self, judge, cols: list[int]):
+        super().__init__()
+        self.judge = judge
+        self.register_buffer("cols", torch.tensor(cols, dtype=torch.long), persistent=False)
+
+    def forward(self, x):
+        f, lc, ls = self.judge(x)
+        return f, lc[:, self.cols], ls
+
+
+def glyph_judge(es: EvalSet, opts: dict, seed: int, size: int, root="runs/calligraphy_judge", shipped=None):
+    """Step 2: the shipped judge (`shipped` folder, tasks.calligraphy.judge) when it judges exactly the model's
+    designs at `size` px and knows every evaluated character; else train (or load the cached) judge at `size` px.
+    Returns (judge, what it is)."""
     from .classifier import load_glyph_judge, save_glyph_judge, train_judge
 
+    if shipped and (Path(shipped) / "judge.safetensors").is_file():
+        judge, card = load_glyph_judge(shipped)
+        chars = card.get("chars", "")
+        if card.get("styles") == es.train and card.get("image_size") == size and all(c in chars for c in es.chars):
+            info = {"source": str(shipped), "steps": card.get("steps"), "heldout_check": {
+                k: card.get("heldout_check", {}).get(k) for k in ("style_accuracy", "style_accuracy_grouped", "n_glyphs")}}
+            return ColumnJudge(judge, [chars.index(c) for c in es.chars]).eval(), info
+        why = "its designs, size or characters are not this model's"
+    else:
+        why = "none given" if not shipped else f"{shipped} not found"
     key = hashlib.sha256(("".join(es.chars) + "|" + ",".join(es.train) + f"|{opts}|{seed}").encode()).hexdigest()[:12]
     folder = Path(root) / f"judge2_{size}px_{len(es.chars)}ch_{len(es.train)}st_{key}"
     if (folder / "judge.safetensors").is_file():
         judge, card = load_glyph_judge(folder)
         if card.get("key") == key:
-            return judge
+            return judge, {"source": f"trained by an earlier run with these settings ({folder}; shipped judge not "
+                                     f"used: {why})", "steps": opts["judge_steps"]}
     all_designs = es.train + es.fewshot
     cx = torch.cat([es.real(s, size) for s in all_designs] + [es.content(size).add(1).div(2)]) * 2 - 1
     cy = torch.arange(len(es.chars)).repeat(len(all_designs) + 1)
@@ -183,7 +210,8 @@ def glyph_judge(es: EvalSet, opts: dict, seed: int, size: int, root="runs/callig
                                      "trained_on": "real renders only: evaluated characters in every evaluated design "
                                                    "+ content font (character head); training characters of the "
                                                    "training designs (style head)"})
-    return judge
+    return judge, {"source": f"trained in this run ({opts['judge_steps']} steps; shipped judge not used: {why})",
+                   "steps": opts["judge_steps"]}
 
 
 def judge_out(judge, x01: torch.Tensor):
@@ -210,10 +238,13 @@ def nearest_design(es: EvalSet, s: str, among: list[str]) -> tuple[str, float]:
 
 
 def evaluate(checkpoint, quick=False, seed=0, steps=None, scheduler=None, guidance=None, superres=None,
-             fewshot=None, cache_dir=DEFAULT_CACHE_DIR, timing=True, n_chars=None, judge_steps=None) -> dict:
+             fewshot=None, cache_dir=DEFAULT_CACHE_DIR, timing=True, n_chars=None, judge_steps=None,
+             judge_path="auto") -> dict:
     from .pipeline import CalligraphyPipeline
 
     opts = dict(QUICK if quick else FULL)
+    if judge_path == "auto":
+        judge_path = resolve_judge(None)
     opts.update({k: v for k, v in (("n_chars", n_chars), ("judge_steps", judge_steps)) if v})
     pipe = CalligraphyPipeline.from_pretrained(checkpoint, superres=superres)
     s_ = pipe.sampling
@@ -223,7 +254,7 @@ def evaluate(checkpoint, quick=False, seed=0, steps=None, scheduler=None, guidan
     es = select(pipe, opts, seed, fewshot, cache_dir)                                   # 1
     S, O = pipe.size, pipe.output_size
     sizes = [S] if O == S else [S, O]
-    judge = glyph_judge(es, opts, seed, S)                                              # 2
+    judge, judge_info = glyph_judge(es, opts, seed, S, shipped=judge_path)                 # 2
     n = len(es.chars)
     # 3. style groups from the judge on the real glyphs of the evaluated (held-out) characters
     real_s = torch.cat([es.real(s, S) for s in es.train])
@@ -251,7 +282,7 @@ def evaluate(checkpoint, quick=False, seed=0, steps=None, scheduler=None, guidan
     report = {
         "checkpoint": str(checkpoint), "superres": None if superres is None else str(superres),
         "quick": quick, **kw, "model_size": S, "output_size": O, "n_chars": n, "chars": "".join(es.chars),
-        "train_designs": es.train, "fewshot_designs": es.fewshot,
+        "train_designs": es.train, "fewshot_designs": es.fewshot, "judge": judge_info,
         "style_groups": {"rule": f"merge designs the judge confuses > {CONFUSION_MERGE:.0%} (either way) on real glyphs",
                          "groups": [g for g in groups if len(g) > 1], "n_groups": len(groups)},
         "style_accuracy_grouped": grouped_accuracy(pred, true, es.train, groups),
@@ -344,6 +375,18 @@ def evaluate(checkpoint, quick=False, seed=0, steps=None, scheduler=None, guidan
     return report
 
 
+def resolve_judge(arg: str | None) -> str | None:
+    """--judge: None → the shipped judge (found from any folder) if present; 'none' → None; else the path given."""
+    if arg is None:
+        p = Path(__file__).resolve().parents[2] / "checkpoints" / "calligraphy_judge"
+        return str(p) if (p / "judge.safetensors").is_file() else None
+    if arg.lower() == "none":
+        return None
+    if not (Path(arg) / "judge.safetensors").is_file():
+        raise ValueError(f"--judge {arg}: no judge.safetensors there (a folder written by tasks.calligraphy.judge)")
+    return arg
+
+
 def rs_S(x: torch.Tensor, s: int) -> torch.Tensor:
     return x if x.shape[-1] == s else torch.nn.functional.interpolate(x, size=(s, s), mode="area")
 
@@ -403,7 +446,10 @@ def main(argv=None) -> int:
     p.add_argument("--fewshot", nargs="+", default=None, help=f"held-out designs (default: {' '.join(DEFAULT_FEWSHOT)})")
     p.add_argument("--no-timing", action="store_true", help="skip the 4-character work timing")
     p.add_argument("--n-chars", type=int, default=None, help="evaluated characters (default: 8 quick, 48 full)")
-    p.add_argument("--judge-steps", type=int, default=None, help="judge training steps (default: 300 quick, 2000 full)")
+    p.add_argument("--judge-steps", type=int, default=None, help="judge training steps when no shipped judge fits "
+                   "(default: 300 quick, 2000 full)")
+    p.add_argument("--judge", default=None, help="judge folder (default: checkpoints/calligraphy_judge when it judges "
+                   "this model's designs; 'none' trains one in the run)")
     p.add_argument("--timing-only", action="store_true", help=f"only time the 4-character work ({WORK_TEXT})")
     p.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch default)")
     args = p.parse_args(argv)
@@ -420,7 +466,7 @@ def main(argv=None) -> int:
         else:
             report = evaluate(args.checkpoint, args.quick, args.seed, args.steps, args.scheduler, args.guidance,
                               args.superres, args.fewshot, timing=not args.no_timing, n_chars=args.n_chars,
-                              judge_steps=args.judge_steps)
+                              judge_steps=args.judge_steps, judge_path=resolve_judge(args.judge))
     except ValueError as e:
         print(f"evaluate: error: {e}", file=sys.stderr)
         return 2

@@ -30,3 +30,28 @@ def test_glyph_judge_round_trip_and_determinism(tmp_path):
     torch.save(judge.state_dict(), tmp_path / "j" / "judge.pt")
     with pytest.raises(ValueError, match="pickle"):
         C.load_glyph_judge(tmp_path / "j")
+
+
+def test_shipped_judge_is_used_only_for_its_own_designs_and_restricted_to_the_evaluated_characters(tmp_path):
+    from types import SimpleNamespace
+
+    from tasks.calligraphy import evaluate as E
+    from tasks.calligraphy.judge import save_shipped_judge
+
+    cx, cy, sx, sy = _data()
+    judge = C.train_judge(cx, cy, sx, sy, 4, 3, steps=3, batch_size=8, seed=0, width=8)
+    card = {"model": "tiny", "styles": ["a", "b", "c"], "chars": "永和九年", "image_size": 16, "steps": 3, "width": 8,
+            "seed": 0, "wall_seconds": 0.1, "torch_threads": 1,
+            "heldout_check": {"n_glyphs": 4, "style_accuracy": 0.5, "style_accuracy_grouped": 0.75, "n_groups": 2,
+                              "content_accuracy": 1.0}}
+    save_shipped_judge(judge, tmp_path / "j", card, "python -m tasks.calligraphy.judge --steps 3")
+    assert (tmp_path / "j" / "README.md").read_text().count("0.750") == 1
+    es = SimpleNamespace(train=["a", "b", "c"], chars=["九", "永"])
+    got, info = E.glyph_judge(es, {"judge_steps": 1}, 0, 16, root=str(tmp_path / "cache"), shipped=tmp_path / "j")
+    assert info["source"] == str(tmp_path / "j") and info["heldout_check"]["style_accuracy_grouped"] == 0.75
+    f, lc, ls = C.judge_batches(got, cx)
+    f0, lc0, ls0 = C.judge_batches(judge.half().float(), cx)          # fp16 weights, loaded into fp32
+    assert lc.shape == (24, 2) and torch.allclose(lc, lc0[:, [2, 0]]) and torch.allclose(ls, ls0)
+    assert E.resolve_judge("none") is None
+    with pytest.raises(ValueError, match="judge.safetensors"):
+        E.resolve_judge(str(tmp_path / "nothing"))
