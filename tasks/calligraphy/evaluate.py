@@ -8,6 +8,9 @@
    GB 2312 L1 ∪ Big5 L1), valid in the content font and in every training and few-shot design, drawn with a seed.
 2. A glyph judge (tasks.calligraphy.classifier) trained on real renders only: a character head over the evaluated
    characters (every design + the content font) and a style head over the *training* designs (training characters).
+   By default the shipped one (checkpoints/calligraphy_judge, `python -m tasks.calligraphy.judge`: trained long, its
+   character head over every candidate held-out character, restricted here to the evaluated ones) when it judges the
+   model's designs at its size; otherwise (or `--judge none`) one trained in the run.
 3. Style groups: designs whose real glyphs the judge confuses with each other more than 30 % of the time (either way)
    are merged (union-find); style accuracy is reported per design and grouped (a prediction inside the true group
    counts). Target: grouped ≥ 0.90.
