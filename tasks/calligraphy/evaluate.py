@@ -136,8 +136,9 @@ class EvalSet:
         return _to_size(self.data.content[self.ci], size)
 
 
-def select(pipe, opts: dict, seed: int, fewshot: list[str], cache_dir) -> EvalSet:
-    """Step 1 (see the module docstring)."""
+def universe(pipe, fewshot: list[str], cache_dir):
+    """(data, names, held-out characters, ok: valid in every evaluated design and the content font, training
+    characters): what the evaluated characters are drawn from (select; tasks.calligraphy.judge trains on all of them)."""
     names = available_styles()
     missing = [s for s in pipe.styles + fewshot if s not in names]
     if missing:
@@ -149,6 +150,12 @@ def select(pipe, opts: dict, seed: int, fewshot: list[str], cache_dir) -> EvalSe
     held = sorted(set(held_c) & set(held_all))
     rows = [names.index(s) for s in pipe.styles + fewshot]
     ok = data.valid[rows].all(0) & data.content_valid
+    return data, names, held, ok, train_c
+
+
+def select(pipe, opts: dict, seed: int, fewshot: list[str], cache_dir) -> EvalSet:
+    """Step 1 (see the module docstring)."""
+    data, names, held, ok, train_c = universe(pipe, fewshot, cache_dir)
     rng = np.random.default_rng(seed)
     cand = [held[i] for i in rng.permutation(len(held))]
     chars = [c for c in cand if ok[data.char_index(c)]][: opts["n_chars"]]

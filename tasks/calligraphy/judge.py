@@ -31,22 +31,10 @@ DEFAULT_JUDGE = "checkpoints/calligraphy_judge"
 
 def candidate_pool(pipe, fewshot: list[str], cache_dir):
     """(data, names, held-out candidate characters, training characters) exactly as evaluate.select sees them."""
-    from .data import build_dataset, common_characters, load_characters, split_characters
-    from .styles import available_styles
+    from .evaluate import universe
 
-    names = available_styles()
-    missing = [s for s in pipe.styles + fewshot if s not in names]
-    if missing:
-        raise ValueError(f"fonts of designs {missing} are not installed; run `bash data/calligraphy/setup.sh`")
-    common = common_characters()
-    data = build_dataset(names, common, size=64, cache_dir=cache_dir)
-    _, held_all = split_characters(load_characters(), 0.1, 0)
-    train_c, held_c = split_characters(common, 0.1, 0)
-    held = sorted(set(held_c) & set(held_all))
-    rows = [names.index(s) for s in pipe.styles + fewshot]
-    ok = data.valid[rows].all(0) & data.content_valid
-    pool = [c for c in held if ok[data.char_index(c)]]
-    return data, names, pool, train_c
+    data, names, held, ok, train_c = universe(pipe, fewshot, cache_dir)
+    return data, names, [c for c in held if ok[data.char_index(c)]], train_c
 
 
 def train_shipped_judge(model="calligraphy", steps: int = 1500, style_chars: int = 256, width: int = 32,
