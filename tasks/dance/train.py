@@ -121,7 +121,9 @@ def export(cfg: dict, summary: dict) -> str:
     music = ("EDGE's 35-d" if m.get("music_dim", 35) == 35 else
              "EDGE's 35-d + 4 song-level rhythm channels (beat phase sin/cos, beat period, relative loudness:"
              " `tasks.dance.audio.rhythm_channels`)")
-    body = MODEL_CARD.format(genres=", ".join(GENRES), music=music, unet=unet, init=m["init_from"] or "from scratch",
+    init = (f"fine-tuned from the dance model `{m['init_dance']}`" if m.get("init_dance")
+            else m["init_from"] or "from scratch")
+    body = MODEL_CARD.format(genres=", ".join(GENRES), music=music, unet=unet, init=init,
                              num_songs=d["num_songs"], seconds=d["seconds"], stride=d["stride"], steps=summary["step"],
                              world=d.get("world", "v1"),
                              batch=t["batch_size"], lr=t["lr"], ema=t["ema_decay"], schedule=dc["schedule"], T=dc["T"],

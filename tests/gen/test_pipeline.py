@@ -169,8 +169,8 @@ def test_shipped_models_by_name_from_another_folder_give_the_outputs_they_gave_b
     """tests/fixtures/shipped_outputs.npz holds samples of the four shipped models taken with the code before the
     re-export into gen.pipeline's format (same seeds): the re-exported folders must reproduce them. An entry is
     re-taken only when its shipped model, its sampling defaults or its post-processing change on purpose (calligraphy:
-    the 23600-step model of 2026-12-03 at its 4-step default; dance: the foot lock's root following the supporting
-    foot, same model)."""
+    the 23600-step model of 2026-12-03 at its 4-step default; dance: the 39-channel model of 2026-12-03 at its
+    tuned guidance 2.5)."""
     from tasks.attributes.pipeline import AttributesPipeline
     from tasks.calligraphy.pipeline import CalligraphyPipeline
     from tasks.dance.audio import SR, audio_features
