@@ -7,11 +7,19 @@ other token becomes one learned <unk>, so a word no caption ever used is "unknow
 embedding, and the embedding table has a few hundred rows instead of 49 408. Remapped ids: 0 pad, 1 <unk>, 2 <sot>,
 3 … V−2 the kept BPE tokens, V−1 <eot> (the largest id: open_clip's text tower pools at the argmax token).
 
-Beside the two towers the model holds two probes fitted on frozen embeddings after the contrastive training
-(tasks.attributes.clip_export): ``text_probe`` (embedding → per attribute on / off / not named, trained on
-training-phrasing captions whose named attributes are known) and ``image_probe`` (image embedding → per attribute
-present). `decode_text` / `read_image` use them; the zero-shot alternative (nearest phrasing prototype) is measured
-beside them in reports/attributes_clip.json.
+Beside the two towers the model holds probes fitted on frozen features after the contrastive training
+(tasks.attributes.clip_export): three text readers, each giving per attribute on / off / not named and trained on
+training-phrasing captions whose named attributes are known, and ``image_probe`` (image embedding → per attribute
+present). The config's ``text_reader`` says which text reader `decode_texts` uses:
+
+* "pooled": ``text_probe``, an MLP on the joint text embedding;
+* "tokens": ``token_probe``, an attention probe (TokenProbe) on the text tower's token features;
+* "minilm": ``minilm_probe``, the same attention probe on the token states of the frozen pretrained sentence encoder
+  all-MiniLM-L6-v2 (gen.text, offline, 384-d), which knows English words our captions never use ("headwear",
+  "ear studs", "laughing"); MiniLM (and transformers) is loaded only when a text is read with this reader.
+
+`decode_text` / `read_image` use them; the zero-shot alternative (nearest phrasing prototype) is measured beside them
+in reports/attributes_clip.json.
 
     clip = AttributeCLIP.from_pretrained("checkpoints/attributes_clip/model")  # or load_clip("attributes_clip")
     tok = Tokenizer(clip.config.vocab, clip.config.context_length)
@@ -31,9 +39,11 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
+from gen.text import MINILM_DIM
 from tasks.attributes.faces import ATTRIBUTES
 
 PAD, UNK, SOT = 0, 1, 2
+TEXT_READERS = ("pooled", "tokens", "minilm")
 STATES = ("off", "on", "unnamed")  # text probe classes per attribute
 MAX_TEXT_CHARS = 300  # longer texts are refused (the context holds far fewer tokens anyway)
 
@@ -119,19 +129,20 @@ class TokenProbe(nn.Module):
         return torch.einsum("bkh,khc->bkc", h, self.w2) + self.b2               # (B, K, 3)
 
 
-PROBE_PREFIXES = ("text_probe.", "image_probe.", "token_probe.")  # fitted after training (clip_export)
+PROBE_PREFIXES = ("text_probe.", "image_probe.", "token_probe.", "minilm_probe.")  # fitted after training (clip_export)
 
 
 class AttributeCLIP(ModelMixin, ConfigMixin):
-    """open_clip.CLIP (ViT image tower, causal text transformer) + the two attribute probes."""
+    """open_clip.CLIP (ViT image tower, causal text transformer) + the attribute probes (three text readers, one image
+    probe)."""
 
     @register_to_config
     def __init__(self, vocab: Sequence[int] = (), attributes: Sequence[str] = ATTRIBUTES, embed_dim: int = 128,
                  image_size: int = 32, context_length: int = 40, vision: Mapping | None = None,
                  text: Mapping | None = None, text_reader: str = "pooled"):
         super().__init__()
-        if text_reader not in ("pooled", "tokens"):
-            raise ValueError(f"text_reader must be 'pooled' or 'tokens', got {text_reader!r}")
+        if text_reader not in TEXT_READERS:
+            raise ValueError(f"text_reader must be one of {', '.join(TEXT_READERS)}, got {text_reader!r}")
         from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
         self.attributes = tuple(attributes)
@@ -143,6 +154,7 @@ class AttributeCLIP(ModelMixin, ConfigMixin):
         self.text_probe = nn.Sequential(nn.Linear(embed_dim, 256), nn.GELU(), nn.Linear(256, 3 * k))  # (E → K×3)
         self.image_probe = nn.Linear(embed_dim, k)  # (E → K) logits of "present"
         self.token_probe = TokenProbe(tcfg.width, k)  # token features → (K, 3)
+        self.minilm_probe = TokenProbe(MINILM_DIM, k)  # MiniLM token states (384-d) → (K, 3)
 
     def encode_image(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) in [-1, 1] → (B, E) unit vectors."""
@@ -169,11 +181,25 @@ class AttributeCLIP(ModelMixin, ConfigMixin):
         return self.text_probe(text_features).view(len(text_features), len(self.attributes), 3).softmax(-1)
 
     def read_text_states(self, tokens: Tensor) -> Tensor:
-        """(B, L) ids → (B, K, 3) probabilities of off / on / not named with the configured reader: "pooled" (the
-        probe on the joint embedding) or "tokens" (the attention probe on the text tower's token features)."""
+        """(B, L) ids → (B, K, 3) probabilities of off / on / not named with the configured reader if it reads the
+        CLIP's own tokens: "pooled" (the probe on the joint embedding) or "tokens" (the attention probe on the text
+        tower's token features). The "minilm" reader reads texts, not ids: `read_texts`."""
         if self.config.text_reader == "tokens":
             return self.token_probe(self.text_tokens(tokens), tokens != PAD).softmax(-1)
+        if self.config.text_reader == "minilm":
+            raise ValueError("text_reader 'minilm' reads texts (MiniLM's own WordPiece tokens): use read_texts")
         return self.text_states(self.encode_text(tokens))
+
+    def read_texts(self, texts: Sequence[str], tok: "Tokenizer") -> Tensor:
+        """(N,) texts → (N, K, 3) probabilities of off / on / not named with the configured reader. "minilm": the
+        attention probe on frozen all-MiniLM-L6-v2 token states (gen.text, imported here, on first use); the others
+        through the CLIP's tokenizer (`tok`, which also refuses over-long texts)."""
+        if self.config.text_reader == "minilm":
+            from gen.text import load_minilm
+
+            h, keep = load_minilm().tokens(texts)                          # (N, L, 384), (N, L)
+            return self.minilm_probe(h.to(self.device, self.dtype), keep.to(self.device)).softmax(-1)
+        return self.read_text_states(tok(texts).to(self.device))
 
     def image_present(self, image_features: Tensor) -> Tensor:
         """(B, E) → (B, K) probabilities that each attribute is shown."""
@@ -251,7 +277,7 @@ def decode_texts(model: AttributeCLIP, tok: Tokenizer, texts: Sequence[str], thr
     """Texts → what each names: per attribute the most probable of off / on / not named under the text probe; a
     value is kept when its probability is ≥ threshold (else the attribute counts as not named)."""
     texts = [check_text(t) for t in texts]
-    p = model.read_text_states(tok(texts).to(model.device)).float().cpu()  # (N, K, 3)
+    p = model.read_texts(texts, tok).float().cpu()  # (N, K, 3)
     out = []
     for t, row in zip(texts, p):
         spec, conf = {}, {}
@@ -268,7 +294,10 @@ def decode_text(model: AttributeCLIP, tok: Tokenizer, text: str, threshold: floa
     u = decode_texts(model, tok, [text], threshold)[0]
     if not u.spec:
         unknown = tok.unknown_words(text)
-        why = f"; words the model has never seen: {', '.join(unknown)}" if unknown else ""
+        if model.config.text_reader == "minilm":  # MiniLM knows English; what it has not seen is these in a caption
+            why = f"; words no training caption uses: {', '.join(unknown)}" if unknown else ""
+        else:
+            why = f"; words the model has never seen: {', '.join(unknown)}" if unknown else ""
         raise TextError(f"the text {text!r} names nothing the model knows (understood: nothing{why}); it knows "
                         f"{', '.join(a.replace('_', ' ') for a in model.attributes)} (e.g. 'a smiling man with round "
                         "glasses', 'no hat', 'wearing sunglasses')")
