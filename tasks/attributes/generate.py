@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strength", type=finite_float, default=0.8,
                    help="with --edit: how much of the input is noised away before regenerating (0, 1]")
     p.add_argument("--nrow", type=int, default=0, help="images per grid row (0 = square)")
-    add_common_args(p, "attributes", {"scheduler": "euler_a", "steps": 20, "guidance": 6.0})
+    add_common_args(p, "attributes", {"scheduler": "euler_a", "steps": 20, "guidance": 4.5})
     return p
 
 

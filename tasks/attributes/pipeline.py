@@ -45,7 +45,8 @@ MODES = ("composed", "joint")
 # tasks.attributes.calibrate (--guidance-grid, on prompts and seeds disjoint from the evaluation's). History: 6 was
 # first picked on the evaluation's own guidance_sweep (reports/attributes_eval.json at commit 9d5173e, dpm++, no
 # scales: W = 3 / 4.5 / 6 gave smile 0.69 / 0.88 / 0.91); the disjoint calibration at W = 4.5, scale 1 read smile
-# 0.50 in 3-attribute prompts (reports/attributes_calibration.json, note), and 6 with smile 1.5 reached the target.
+# 0.50 in 3-attribute prompts at 8 images per prompt, and 6 with smile 1.5 reached the target; the full 4.5 + 6 grid at 16
+# images per prompt (2026-12-03) chose 4.5 with glasses 1.5, smile 2, beard 2 (reports/attributes_calibration.json).
 DEFAULT_GUIDANCE = 6.0
 # Sampler: ancestral Euler (stochastic), chosen over the deterministic DPM-Solver++(2M) on the calibration seed. On the
 # evaluation (reports/attributes_eval.json, `ablation`; per-attribute minimum / 3-attribute all-correct seen / held out):

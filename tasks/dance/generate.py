@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--genre", default=None, choices=GENRES, help="optional genre label")
     p.add_argument("--no-foot-lock", dest="foot_lock", action="store_false",
                    help="keep the network's raw feet (default: plant them where the predicted contacts say, by leg IK)")
-    add_common_args(p, "dance", {"scheduler": "ddim-eta", "steps": 20, "guidance": 1.0}, threads=1)
+    add_common_args(p, "dance", {"scheduler": "ddim-eta", "steps": 20, "guidance": 2.5}, threads=1)
     return p
 
 
