@@ -191,9 +191,9 @@ def glyph_judge(es: EvalSet, opts: dict, seed: int, size: int, root="runs/callig
         judge, card = load_glyph_judge(shipped)
         chars = card.get("chars", "")
         if card.get("styles") == es.train and card.get("image_size") == size and all(c in chars for c in es.chars):
-            root_dir = Path(__file__).resolve().parents[2]
-            src = Path(shipped).resolve()
-            info = {"source": str(src.relative_to(root_dir) if src.is_relative_to(root_dir) else src), "steps": card.get("steps"), "heldout_check": {
+            root_dir, src = Path(__file__).resolve().parents[2], Path(shipped).resolve()
+            where = src.relative_to(root_dir) if src.is_relative_to(root_dir) else src  # no machine paths in reports
+            info = {"source": str(where), "steps": card.get("steps"), "heldout_check": {
                 k: card.get("heldout_check", {}).get(k) for k in ("style_accuracy", "style_accuracy_grouped", "n_glyphs")}}
             return ColumnJudge(judge, [chars.index(c) for c in es.chars]).eval(), info
         why = "its designs, size or characters are not this model's"
