@@ -103,25 +103,13 @@ def fit(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, step
 
 def fit_token_probe(model, tokens: torch.Tensor, y: torch.Tensor, steps: int, lr: float = 3e-3, seed: int = 0,
                     batch: int = 256) -> float:
-    """The attention probe on frozen token features (the text tower runs per batch, without gradients)."""
-    g = torch.Generator().manual_seed(seed)
-    probe = model.token_probe
-    opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=1e-4)
-    loss = torch.tensor(float("nan"))
+    """The attention probe on the frozen text tower's token features, computed once (fp16) and fitted by
+    `fit_attention_probe`."""
     n_ctx = int((tokens != 0).sum(1).max())  # features up to the longest text (causal: shorter contexts unchanged)
-    with torch.no_grad():  # frozen tower: features once, stored in fp16
-        feats_all = torch.cat([model.text_tokens(tokens[i:i + 512])[:, :n_ctx].half()
-                               for i in range(0, len(tokens), 512)])
-    tokens = tokens[:, :n_ctx]
-    for _ in range(steps):
-        idx = torch.randint(0, len(tokens), (batch,), generator=g)
-        t = tokens[idx]
-        feats = feats_all[idx].float()
-        loss = F.cross_entropy(probe(feats, t != 0).reshape(-1, 3), y[idx].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return float(loss.detach())
+    with torch.no_grad():
+        feats = torch.cat([model.text_tokens(tokens[i:i + 512])[:, :n_ctx].half()
+                           for i in range(0, len(tokens), 512)])
+    return fit_attention_probe(model.token_probe, feats, tokens[:, :n_ctx] != 0, y, steps, lr, seed, batch)
 
 
 # A few words that name no attribute (the smoke-test fillers; the export draws from filler_vocabulary instead). None is
