@@ -6,12 +6,11 @@ modules, whose ``forward(x_t, t, cond)`` maps a condition dict (with ``"g.keep"`
 from __future__ import annotations
 
 import torch
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor
 
+from ._diffusers import ConfigMixin, ModelMixin, register_to_config
 from .conditioning import LabelEmbedding
-from .guidance import Term, keep_key
+from .guidance import Term, keep_key, model_device
 from .unet import ConditionalUNet
 
 
@@ -44,7 +43,7 @@ class ClassConditionalModel(ModelMixin, ConfigMixin):
 
     # guidance helpers
     def term(self, label: int, weight: float = 1.0) -> Term:
-        d = self.device
+        d = model_device(self)  # not ModelMixin.device: it imports diffusers.hooks (and torch._dynamo)
         return Term({"label": torch.tensor([label], device=d), "label.keep": torch.tensor([True], device=d)}, weight,
                     label=str(label))
 

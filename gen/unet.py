@@ -19,9 +19,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
+
+from ._diffusers import ConfigMixin, ModelMixin, register_to_config
 
 
 def _conv(dims: int, *args, **kw) -> nn.Module:

@@ -35,10 +35,9 @@ from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
+from gen._diffusers import ConfigMixin, ModelMixin, register_to_config
 from gen.text import MINILM_DIM
 from tasks.attributes.faces import ATTRIBUTES
 
@@ -198,8 +197,9 @@ class AttributeCLIP(ModelMixin, ConfigMixin):
             from gen.text import load_minilm
 
             h, keep = load_minilm().tokens(texts)                          # (N, L, 384), (N, L)
-            return self.minilm_probe(h.to(self.device, self.dtype), keep.to(self.device)).softmax(-1)
-        return self.read_text_states(tok(texts).to(self.device))
+            w = self.clip.logit_scale                       # its device and dtype: ModelMixin.device / .dtype import
+            return self.minilm_probe(h.to(w.device, w.dtype), keep.to(w.device)).softmax(-1)  # diffusers.hooks
+        return self.read_text_states(tok(texts).to(self.clip.logit_scale.device))
 
     def image_present(self, image_features: Tensor) -> Tensor:
         """(B, E) → (B, K) probabilities that each attribute is shown."""

@@ -23,10 +23,9 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import torch
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
+from gen._diffusers import ConfigMixin, ModelMixin, register_to_config
 from gen.conditioning import NullableEmbedding
 from gen.guidance import Term, keep_key
 from gen.unet import ConditionalUNet

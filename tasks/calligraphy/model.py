@@ -17,10 +17,9 @@ ResBlock). Content and style are dropped independently in training, so classifie
 from __future__ import annotations
 
 import torch
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
+from gen._diffusers import ConfigMixin, ModelMixin, register_to_config
 from gen.conditioning import NullableEmbedding, NullableImage
 from gen.guidance import keep_key
 from gen.unet import ConditionalUNet

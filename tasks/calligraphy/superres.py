@@ -24,9 +24,9 @@ if __package__ in (None, ""):
 
 import torch
 import torch.nn.functional as F
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
+
+from gen._diffusers import ConfigMixin, ModelMixin, register_to_config
 
 DEFAULTS = dict(
     model=dict(

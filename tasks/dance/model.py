@@ -14,10 +14,9 @@ generation needs.
 from __future__ import annotations
 
 import torch
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor
 
+from gen._diffusers import ConfigMixin, ModelMixin, register_to_config
 from gen.conditioning import LabelEmbedding, NullableImage
 from gen.guidance import Term, keep_key
 from gen.unet import ConditionalUNet

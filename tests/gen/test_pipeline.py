@@ -243,3 +243,23 @@ def test_loading_on_the_cpu_does_not_import_peft():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2]).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_generation_does_not_import_torch_dynamo_and_compile_still_works():
+    """gen._diffusers imports diffusers' base classes past its `from torch._dynamo import allow_in_graph` (1.4-1.8 s of
+    start-up here): a shipped pipeline loads and samples without torch._dynamo, and afterwards the real dynamo still
+    loads and torch.compile gives the eager result."""
+    code = ("import sys, torch; from gen.pipeline import ClassConditionalPipeline\n"
+            "import diffusers.models.modeling_utils as mu, gen._diffusers as gd\n"
+            "assert gd.ModelMixin is mu.ModelMixin\n"
+            "p = ClassConditionalPipeline.from_pretrained('shapes', device='cpu')\n"
+            "x = p(label=0, num=1, steps=2, seed=0)\n"
+            "print('torch._dynamo' in sys.modules)\n"
+            "import torch._dynamo\n"
+            "assert hasattr(torch._dynamo, 'optimize') and torch._dynamo.allow_in_graph is not None\n"
+            "m = torch.nn.Linear(3, 2); a = torch.randn(4, 3)\n"
+            "print(torch.allclose(torch.compile(m, backend='eager')(a), m(a)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-2:] == ["False", "True"]

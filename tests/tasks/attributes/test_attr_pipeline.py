@@ -224,3 +224,18 @@ def test_large_requests_are_sampled_in_chunks_with_the_same_images(pipe):
     assert seen[-1] == (9, 9) and len(seen) == 9  # 3 chunks × 3 steps, one progress bar
     with pytest.raises(ValueError, match="batch_size must be ≥ 1"):
         pipe.sample(prompt, num=2, batch_size=0)
+
+
+def test_to_grid_is_torchvisions_make_grid_layout():
+    """The numpy grid (no torchvision import at generation) equals make_grid(padding=2, pad_value=1) pixel for pixel."""
+    import math
+
+    import torchvision
+
+    from tasks.attributes.pipeline import to_grid
+
+    for n, nrow in [(16, None), (5, None), (7, 3), (1, None), (3, 8)]:
+        im = torch.rand(n, 3, 8, 6, generator=torch.Generator().manual_seed(n)) * 2 - 1
+        ref = torchvision.utils.make_grid(im.add(1).div(2), nrow=nrow or math.ceil(math.sqrt(n)), padding=2, pad_value=1.0)
+        ref = (ref.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        assert np.array_equal(to_grid(im, nrow), ref), (n, nrow)
