@@ -128,6 +128,81 @@ def music_features(path, seconds: float | None = None) -> np.ndarray:
     return audio_features(y, SR, name=os.fspath(path))
 
 
+def load_music(path, seconds: float | None = None) -> dict:
+    """Read + validate audio and compute its features (no torch): dict(audio (n,) at 15360 Hz, features (N, 35),
+    seconds, source = the path). ValueError on bad input (unreadable, silent, < 1 s, > 10 min, `seconds` longer than
+    the music or < 1)."""
+    y = load_audio(path)
+    duration = len(y) / SR
+    if seconds is not None:
+        if not 1.0 <= seconds:
+            raise ValueError(f"seconds must be ≥ 1, got {seconds}")
+        if seconds > duration + 1e-3:
+            raise ValueError(f"seconds={seconds:g} is longer than the music ({duration:.2f} s in {os.fspath(path)!r})"
+                             f"; pass seconds ≤ {duration:.2f} or leave it out to use the whole file")
+        y = y[: int(round(seconds * SR))]
+    feats = audio_features(y, SR, name=os.fspath(path))
+    return dict(audio=y, features=feats, seconds=len(y) / SR, source=os.fspath(path))
+
+
+def _load_music_child(conn, path, seconds) -> None:
+    try:
+        conn.send((True, load_music(path, seconds)))
+    except Exception as e:  # noqa: BLE001 - sent back and raised in the parent
+        conn.send((False, e))
+    finally:
+        conn.close()
+
+
+class MusicPrefetch:
+    """`load_music(path, seconds)` in a forked process, started before the caller imports torch and loads its model:
+    on this 2-core CPU librosa's import (scipy.signal, numba) + decoding + features take ~2-3 s, as long as torch +
+    diffusers + the model, and the two now run side by side. `result()` returns load_music's dict or raises its error
+    (same message). Where fork is not the platform's safe default (not Linux) it just runs load_music in `result()`.
+
+        music = MusicPrefetch("song.mp3")      # at once, before `import torch`
+        ...                                    # imports, model loading
+        res = pipe(music.result())
+    """
+
+    def __init__(self, path, seconds: float | None = None):
+        import sys
+
+        self._args, self._proc = (os.fspath(path), seconds), None
+        if sys.platform.startswith("linux"):
+            import multiprocessing as mp
+
+            ctx = mp.get_context("fork")
+            self._conn, child = ctx.Pipe(duplex=False)
+            self._proc = ctx.Process(target=_load_music_child, args=(child, *self._args), daemon=True)
+            self._proc.start()
+            child.close()
+
+    def result(self) -> dict:
+        if self._proc is None:
+            return load_music(*self._args)
+        try:
+            ok, value = self._conn.recv()
+        except EOFError:
+            raise RuntimeError(f"the music-loading process for {self._args[0]!r} died "
+                               f"(exit code {self._proc.exitcode})") from None
+        finally:
+            self._conn.close()
+            self._proc.join()
+            self._proc = None
+        if not ok:
+            raise value
+        return value
+
+    def cancel(self) -> None:
+        """Stop the loading process (when the caller fails before it needs the music)."""
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.join()
+            self._conn.close()
+            self._proc = None
+
+
 def rhythm_channels(features: np.ndarray) -> np.ndarray:
     """Song-level rhythm channels from (N, 35) EDGE features, (N, 4) float32: what the choreographer dances to, in a
     form a convolutional network can read at every frame rather than only at a one-frame beat impulse.

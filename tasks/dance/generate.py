@@ -40,16 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(args) -> int:
-    from tasks.dance.pipeline import DancePipeline, check_output_paths
+    from tasks.dance.audio import MusicPrefetch
 
-    paths = check_output_paths(out=args.out, gif=args.gif, bvh=args.bvh, npz=args.npz, pkl=args.pkl)
-    if not paths:
-        raise ValueError("nothing to write: give at least one of --out, --gif, --bvh, --npz, --pkl")
-    device = setup_runtime(args)
-    pipe = DancePipeline.from_pretrained(args.model, device=device, steps=args.steps, scheduler=args.scheduler,
-                                         guidance=args.guidance, foot_lock=args.foot_lock)
-    t0 = time.time()
-    res = pipe(args.music, args.seconds, seed=args.seed, genre=None if args.genre is None else GENRES.index(args.genre),
+    # the music is read and its features computed in a second process while this one imports torch and loads the
+    # model (each ~2-3 s on this 2-core CPU); same features as in-process
+    music = MusicPrefetch(args.music, args.seconds)
+    try:
+        from tasks.dance.pipeline import DancePipeline, check_output_paths
+
+        paths = check_output_paths(out=args.out, gif=args.gif, bvh=args.bvh, npz=args.npz, pkl=args.pkl)
+        if not paths:
+            raise ValueError("nothing to write: give at least one of --out, --gif, --bvh, --npz, --pkl")
+        device = setup_runtime(args)
+        pipe = DancePipeline.from_pretrained(args.model, device=device, steps=args.steps, scheduler=args.scheduler,
+                                             guidance=args.guidance, foot_lock=args.foot_lock)
+        t0 = time.time()
+        loaded = music.result()
+    finally:
+        music.cancel()
+    res = pipe(loaded, seed=args.seed, genre=None if args.genre is None else GENRES.index(args.genre),
                progress=progress_bar(PROG))
     t1 = time.time()
     written = pipe.save(res, **paths, view=args.view)

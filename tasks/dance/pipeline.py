@@ -36,7 +36,7 @@ from gen.pipeline import GenPipeline, ProgressFn, step_callback
 from gen.sampling import sample
 
 from . import skeleton as sk
-from .audio import FEATURE_DIM, SR, audio_features, load_audio, model_music
+from .audio import FEATURE_DIM, load_music, model_music
 from .footlock import lock_feet
 from .model import DanceModel
 
@@ -201,28 +201,21 @@ class DancePipeline(GenPipeline):
 
     # -- music in, dance out ----------------------------------------------------------------------------------------
     def load_music(self, path, seconds: float | None = None) -> dict:
-        """Read + validate audio; returns dict(audio (n,) at 15360 Hz, features (N, 35), seconds). ValueError on bad
-        input (unreadable, silent, < 1 s, > 10 min, `seconds` longer than the music or < 1)."""
-        y = load_audio(path)
-        duration = len(y) / SR
-        if seconds is not None:
-            if not 1.0 <= seconds:
-                raise ValueError(f"seconds must be ≥ 1, got {seconds}")
-            if seconds > duration + 1e-3:
-                raise ValueError(f"seconds={seconds:g} is longer than the music ({duration:.2f} s in {os.fspath(path)!r})"
-                                 f"; pass seconds ≤ {duration:.2f} or leave it out to use the whole file")
-            y = y[: int(round(seconds * SR))]
-        feats = audio_features(y, SR, name=os.fspath(path))
-        return dict(audio=y, features=feats, seconds=len(y) / SR)
+        """`tasks.dance.audio.load_music`: dict(audio (n,) at 15360 Hz, features (N, 35), seconds, source)."""
+        return load_music(path, seconds)
 
     def __call__(self, music, seconds: float | None = None, *, seed: int = 0, genre: int | None = None,
                  **sample_kw) -> dict:
-        """music: an audio path or (N, 35) features. Returns dict(motion (N, 151), contacts (N, 4) bool, root_pos (N, 3),
-        rotations (N, 24, 3, 3), joints (N, 24, 3), features (N, 35), audio (n,) or None, seconds_taken)."""
+        """music: an audio path, what `load_music` returned for one (e.g. from `audio.MusicPrefetch`; `seconds` was
+        applied then), or (N, 35) features. Returns dict(motion (N, 151), contacts (N, 4) bool, root_pos (N, 3),
+        rotations (N, 24, 3, 3), joints (N, 24, 3), features (N, 35), audio (n,) or None, source, seconds_taken)."""
         t0 = time.time()
-        if isinstance(music, (str, os.PathLike)):
+        source = None
+        if isinstance(music, Mapping):
+            feats, audio, source = music["features"], music["audio"], music["source"]
+        elif isinstance(music, (str, os.PathLike)):
             m = self.load_music(music, seconds)
-            feats, audio = m["features"], m["audio"]
+            feats, audio, source = m["features"], m["audio"], m["source"]
         else:
             feats, audio = np.asarray(music, np.float32), None
             if seconds is not None:
@@ -231,8 +224,7 @@ class DancePipeline(GenPipeline):
         if self.foot_lock:
             motion = lock_feet(motion)
         res = motion_to_outputs(motion)
-        res.update(features=feats, audio=audio, source=os.fspath(music) if audio is not None else None,
-                   seconds_taken=time.time() - t0)
+        res.update(features=feats, audio=audio, source=source, seconds_taken=time.time() - t0)
         return res
 
     def edit(self, music, known_motion: np.ndarray, mask: np.ndarray, *, seed: int = 0, **sample_kw) -> dict:

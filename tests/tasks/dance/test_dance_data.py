@@ -56,6 +56,29 @@ def test_bad_audio(tmp_path):
         audio_features(np.random.default_rng(0).standard_normal(5000).astype(np.float32))
 
 
+def test_music_prefetch_is_load_music_in_another_process(tmp_path):
+    """The CLI's background loading gives load_music's arrays exactly, and its errors with their messages."""
+    import soundfile as sf
+
+    from tasks.dance.audio import MusicPrefetch, load_music
+
+    song = make_song(3, 3.0, genre="house", sr=22050)
+    p = tmp_path / "s.wav"
+    sf.write(p, song["audio"], 22050)
+    direct, pre = load_music(p, 2.5), MusicPrefetch(p, 2.5).result()
+    assert pre["source"] == str(p) and pre["seconds"] == direct["seconds"] == 2.5
+    assert np.array_equal(pre["features"], direct["features"]) and np.array_equal(pre["audio"], direct["audio"])
+    bad = tmp_path / "corrupt.wav"
+    bad.write_bytes(b"RIFF0000WAVEnot really audio" * 10)
+    with pytest.raises(ValueError, match="corrupt.wav"):
+        MusicPrefetch(bad).result()
+    with pytest.raises(ValueError, match="longer than the music"):
+        MusicPrefetch(p, 9.0).result()
+    m = MusicPrefetch(p)
+    m.cancel()            # the caller failed first: the process is stopped, nothing left running
+    assert m._proc is None
+
+
 # ---------------------------------------------------------------- skeleton
 def test_rest_pose_fk():
     rot = torch.eye(3).expand(24, 3, 3)
