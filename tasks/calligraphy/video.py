@@ -300,7 +300,7 @@ def _write_mp4(frames: list[np.ndarray], path: str, fps: float) -> int:
         pixelformat="yuv420p",
         macro_block_size=1,
         ffmpeg_log_level="error",
-        output_params=["-crf", "18"],
+        output_params=["-crf", "18", "-preset", "veryfast"],  # half the encode time of medium here
     ) as wr:
         for f in frames:
             if ph or pw:
