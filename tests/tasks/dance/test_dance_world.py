@@ -126,6 +126,29 @@ def test_stillness_in_silence_and_deterministic():
     assert np.array_equal(same["joints"], d["joints"])  # deterministic
 
 
+def test_v2s_world_silences_one_song_in_four_and_the_dance_stills_there(tmp_path):
+    """world v2s: seeds ≡ 1 (mod 4) get one 4.5-8 s silence (a full 5-s training window), danced as idling; the
+    other seeds are v2's songs unchanged."""
+    from tasks.dance.audio import SR
+    from tasks.dance.data import SILENCE_SECONDS, load_song, silence_span
+
+    y = np.ones(12 * SR, np.float32)
+    z = silence_span(y, SR, 5)
+    n = int((z == 0).sum())
+    assert SILENCE_SECONDS[0] * SR - 0.04 * SR <= n <= SILENCE_SECONDS[1] * SR
+    assert np.array_equal(z, silence_span(y, SR, 5)) and not np.array_equal(z, silence_span(y, SR, 9))
+    s = load_song(5, 12.0, str(tmp_path), world="v2s")
+    assert not np.array_equal(s["motion"], load_song(5, 12.0, str(tmp_path), world="v2")["motion"])
+    e = M.motion_energy(s["joints"])
+    c0 = s["music"][:, 1]
+    quiet = np.array([c0[30 * k:30 * k + 30].max() < c0.max() - 20 * np.sqrt(128) * 2 for k in range(len(e))])
+    assert quiet.sum() >= 3 and e[quiet].mean() < 0.2 * e[~quiet].mean()
+    other = load_song(6, 12.0, str(tmp_path), world="v2s")
+    assert np.array_equal(other["motion"], load_song(6, 12.0, str(tmp_path), world="v2")["motion"])
+    assert sorted(p.name for p in tmp_path.glob("song_*.npz")) == ["song_v2_5_12s.npz", "song_v2_6_12s.npz",
+                                                                     "song_v2s_5_12s.npz"]
+
+
 # ---------------------------------------------------------------- measures
 def test_measures_on_known_motion():
     T = 301
