@@ -178,6 +178,15 @@ def test_fid_self_zero_and_diversity():
 
 
 # ---------------------------------------------------------------- rendering
+def test_mp4_with_unreadable_audio_is_an_error_and_leaves_no_file(tmp_path, pair):
+    from tasks.dance.render import render_stick_video
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all" * 20)
+    with pytest.raises(RuntimeError, match="ffmpeg failed"):
+        render_stick_video(pair["dance"]["joints"][:30], tmp_path / "a.mp4", audio=str(bad))
+    assert sorted(os.listdir(tmp_path)) == ["bad.wav"]
+
+
 def test_mp4_with_audio_and_atomic(tmp_path, pair):
     import imageio_ffmpeg
     from tasks.dance.render import render_stick_video, save_npz, save_pkl
