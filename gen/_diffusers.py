@@ -38,11 +38,19 @@ def _import_diffusers_bases():
     try:
         from diffusers.configuration_utils import ConfigMixin, register_to_config
         from diffusers.models.modeling_utils import ModelMixin
+    except Exception:  # a diffusers that needs more of dynamo at import: drop what was imported, import it plainly
+        for name in [m for m in sys.modules if m == "diffusers" or m.startswith("diffusers.")]:
+            del sys.modules[name]
+        ConfigMixin = None
     finally:
         if sys.modules.get("torch._dynamo") is stand_in:
             del sys.modules["torch._dynamo"]
         if vars(sys.modules["torch"]).get("_dynamo") is stand_in:   # (getattr would import the real one)
             delattr(sys.modules["torch"], "_dynamo")
+    if ConfigMixin is None:
+        import torch._dynamo  # noqa: F401
+
+        return _import_diffusers_bases()
     return ConfigMixin, ModelMixin, register_to_config
 
 
