@@ -21,9 +21,9 @@ import numpy as np
 
 from gen.io import atomic_write_json
 
-from tasks.dance.audio import SR, audio_features, beat_frames
-from tasks.dance.choreo import make_dance_v2, make_song_v2
-from tasks.dance.evaluate import SECONDS, generate, measure_set, stillness
+from tasks.dance.audio import SR, beat_frames
+from tasks.dance.choreo import make_dance_v2
+from tasks.dance.evaluate import generate, measure_set, silence_probe_clips, stillness
 from tasks.dance.pipeline import DancePipeline
 from tasks.dance.realset import tuning_clips
 
@@ -35,17 +35,6 @@ def choreographed(clip: dict, genre: str, seed: int) -> np.ndarray:
     beats = beat_frames(clip["music"]) / 30.0
     song = dict(audio=clip["audio"], sr=SR, beat_times=beats, beats_per_bar=4, genre=genre)
     return make_dance_v2(song, seed)["joints"]
-
-
-def probe_clips() -> list[dict]:
-    out = []
-    for s in PROBE_SEEDS:
-        song = make_song_v2(s, SECONDS)
-        y = song["audio"].copy()
-        y[int(10 * SR):int(18 * SR)] = 0.0
-        song = dict(song, audio=y)
-        out.append(dict(name=f"probe_{s}", song=song, music=audio_features(y, SR, name=f"probe {s}")))
-    return out
 
 
 def _strip(d: dict) -> dict:
@@ -64,7 +53,7 @@ def main(argv=None) -> int:
         rep[f"choreographer_{g}"] = _strip(measure_set([choreographed(c, g, i) for i, c in enumerate(clips)], clips))
     pipe = DancePipeline.from_pretrained(a.model)
     rep["model"] = _strip(measure_set(generate(pipe, clips, 0)[0], clips))
-    probes = probe_clips()
+    probes = silence_probe_clips(PROBE_SEEDS)
     rep["silence_probe"] = {
         "choreographer": stillness([make_dance_v2(c["song"], int(s))["joints"] for c, s in zip(probes, PROBE_SEEDS)]),
         "model": stillness(generate(pipe, probes, 0)[0])}

@@ -78,15 +78,17 @@ def generate(pipe: DancePipeline, clips: list, seed: int, **kw) -> tuple[list, l
     return [joints(lock_feet(m)) for m in raw], [joints(m) for m in raw]
 
 
-def silence_probe_clips(num: int) -> list[dict]:
-    """Held-out synthetic songs (30 s) with seconds 10-18 silenced; features of the edited audio."""
+def silence_probe_clips(seeds) -> list[dict]:
+    """Synthetic songs (30 s) of `seeds` with seconds 10-18 silenced: [{name, music (features of the edited audio),
+    song (the edited song, for the choreographer)}]. The evaluation uses held-out seeds, `tasks.dance.tune` its own."""
     from tasks.dance.choreo import make_song_v2
 
     clips = []
-    for s in HELDOUT_SEEDS[:num]:
-        y = make_song_v2(int(s), SECONDS)["audio"].copy()
+    for s in seeds:
+        song = make_song_v2(int(s), SECONDS)
+        y = song["audio"].copy()
         y[int(10 * SR):int(18 * SR)] = 0.0
-        clips.append(dict(name=f"probe_{s}", music=audio_features(y, SR, name=f"probe {s}")))
+        clips.append(dict(name=f"probe_{s}", music=audio_features(y, SR, name=f"probe {s}"), song=dict(song, audio=y)))
     return clips
 
 
@@ -150,7 +152,7 @@ def evaluate(model: str, previous: str | None, num_synth: int, seed: int = 0, co
     t_start = time.time()
     synth = [dict(load_song(s, SECONDS, world="v2"), name=str(s)) for s in HELDOUT_SEEDS[:num_synth]]
     real = real_clips()
-    sets = dict(synthetic=synth, real=real, silence_probe=silence_probe_clips(min(4, num_synth)))
+    sets = dict(synthetic=synth, real=real, silence_probe=silence_probe_clips(HELDOUT_SEEDS[:min(4, num_synth)]))
     gt = [c["joints"] for c in synth]
     beats = [beat_frames(c["music"]) for c in synth]
     gt_rep = gt_scores(gt, gt, beats) | measure_set(gt, synth)

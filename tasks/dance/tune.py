@@ -28,9 +28,8 @@ import torch
 
 from gen.io import atomic_write_json
 
-from .audio import SR, audio_features
 from .data import load_song
-from .evaluate import SECONDS, beat_frames, generate, gt_scores, measure_set, stillness, targets
+from .evaluate import SECONDS, beat_frames, generate, gt_scores, measure_set, silence_probe_clips, stillness, targets
 
 TUNING_SEEDS = tuple(range(800_000, 800_006))
 SCHEDULERS = ("ddim", "ddim-eta")
@@ -38,16 +37,10 @@ GUIDANCE = (1.0, 1.5, 2.0, 2.5, 3.0)
 
 
 def tuning_sets(num_synth: int = len(TUNING_SEEDS)) -> dict:
-    from .choreo import make_song_v2
     from .realset import tuning_clips
 
     synth = [dict(load_song(s, SECONDS, world="v2"), name=str(s)) for s in TUNING_SEEDS[:num_synth]]
-    probe = []
-    for s in TUNING_SEEDS[:4]:
-        y = make_song_v2(int(s), SECONDS)["audio"].copy()
-        y[int(10 * SR):int(18 * SR)] = 0.0
-        probe.append(dict(name=f"probe_{s}", music=audio_features(y, SR, name=f"probe {s}")))
-    return dict(synthetic=synth, real=tuning_clips(), silence_probe=probe)
+    return dict(synthetic=synth, real=tuning_clips(), silence_probe=silence_probe_clips(TUNING_SEEDS[:4]))
 
 
 def ratios(rep: dict, gt: dict) -> dict:
