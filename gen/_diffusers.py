@@ -23,35 +23,34 @@ import sys
 import types
 
 
-def _import_diffusers_bases():
-    if "diffusers.configuration_utils" in sys.modules or "torch._dynamo" in sys.modules:
-        from diffusers.configuration_utils import ConfigMixin, register_to_config
-        from diffusers.models.modeling_utils import ModelMixin
-        return ConfigMixin, ModelMixin, register_to_config
-    import torch  # noqa: F401  (torch first: the stand-in must not shadow a real dynamo import torch itself makes)
+def _bases():
+    from diffusers.configuration_utils import ConfigMixin, register_to_config
+    from diffusers.models.modeling_utils import ModelMixin
 
-    if "torch._dynamo" in sys.modules:
-        return _import_diffusers_bases()
+    return ConfigMixin, ModelMixin, register_to_config
+
+
+def _import_diffusers_bases():
+    import torch  # first: the stand-in must not shadow a real dynamo import torch itself makes
+
+    if "diffusers.configuration_utils" in sys.modules or "torch._dynamo" in sys.modules:
+        return _bases()
     stand_in = types.ModuleType("torch._dynamo", "stand-in while diffusers is imported (gen/_diffusers.py)")
     stand_in.allow_in_graph = lambda obj: obj
     sys.modules["torch._dynamo"] = stand_in
     try:
-        from diffusers.configuration_utils import ConfigMixin, register_to_config
-        from diffusers.models.modeling_utils import ModelMixin
+        return _bases()
     except Exception:  # a diffusers that needs more of dynamo at import: drop what was imported, import it plainly
         for name in [m for m in sys.modules if m == "diffusers" or m.startswith("diffusers.")]:
             del sys.modules[name]
-        ConfigMixin = None
     finally:
         if sys.modules.get("torch._dynamo") is stand_in:
             del sys.modules["torch._dynamo"]
-        if vars(sys.modules["torch"]).get("_dynamo") is stand_in:   # (getattr would import the real one)
-            delattr(sys.modules["torch"], "_dynamo")
-    if ConfigMixin is None:
-        import torch._dynamo  # noqa: F401
+        if vars(torch).get("_dynamo") is stand_in:   # (getattr would import the real one)
+            delattr(torch, "_dynamo")
+    import torch._dynamo  # noqa: F401
 
-        return _import_diffusers_bases()
-    return ConfigMixin, ModelMixin, register_to_config
+    return _bases()
 
 
 ConfigMixin, ModelMixin, register_to_config = _import_diffusers_bases()

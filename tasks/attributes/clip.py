@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gen._diffusers import ConfigMixin, ModelMixin, register_to_config
+from gen.guidance import model_device
 from gen.text import MINILM_DIM
 from tasks.attributes.faces import ATTRIBUTES
 
@@ -197,9 +198,9 @@ class AttributeCLIP(ModelMixin, ConfigMixin):
             from gen.text import load_minilm
 
             h, keep = load_minilm().tokens(texts)                          # (N, L, 384), (N, L)
-            w = self.clip.logit_scale                       # its device and dtype: ModelMixin.device / .dtype import
-            return self.minilm_probe(h.to(w.device, w.dtype), keep.to(w.device)).softmax(-1)  # diffusers.hooks
-        return self.read_text_states(tok(texts).to(self.clip.logit_scale.device))
+            w = self.clip.logit_scale  # device and dtype from a parameter: ModelMixin.device / .dtype import diffusers.hooks
+            return self.minilm_probe(h.to(w.device, w.dtype), keep.to(w.device)).softmax(-1)
+        return self.read_text_states(tok(texts).to(model_device(self)))
 
     def image_present(self, image_features: Tensor) -> Tensor:
         """(B, E) → (B, K) probabilities that each attribute is shown."""
