@@ -6,10 +6,11 @@ The shipped model matches its ground truth on synthetic songs (1-s motion energy
 real recordings (0.37). Is that the network failing to carry what it learned to real audio, or what the choreographer
 would do there anyway? Here `choreo.make_dance_v2` dances each of the six tuning clips (`realset.TUNING_CLIPS`, Debian
 asc-music; never the evaluation's clips) from the beats the model is conditioned on (the features' beat column) and
-the clip's audio (its per-beat loudness drives the depth of the moves), once per genre vocabulary; the shipped model
-dances the same clips (seed 0, its default sampler); both are scored with the evaluation's `measure_set`. The silence
-probe is the evaluation's, built on the tuning seeds (800000-800003): its choreographer row is the ground truth's
-stillness ratio there.
+the clip's audio (its per-beat loudness drives the depth of the moves), once per genre vocabulary, and again with
+``intensity="band"`` (``choreographer_band_*``: the v2e world's dancer, moves scaled and chosen by the song-relative
+mean mel-band level, `choreo.beat_intensity`); the shipped model dances the same clips (seed 0, its default sampler);
+all are scored with the evaluation's `measure_set`. The silence probe is the evaluation's, built on the tuning seeds
+(800000-800003): its choreographer row is the ground truth's stillness ratio there.
 """
 from __future__ import annotations
 
@@ -31,10 +32,10 @@ GENRES = ("house", "hiphop", "rock")
 PROBE_SEEDS = (800000, 800001, 800002, 800003)
 
 
-def choreographed(clip: dict, genre: str, seed: int) -> np.ndarray:
+def choreographed(clip: dict, genre: str, seed: int, intensity: str = "rms") -> np.ndarray:
     beats = beat_frames(clip["music"]) / 30.0
     song = dict(audio=clip["audio"], sr=SR, beat_times=beats, beats_per_bar=4, genre=genre)
-    return make_dance_v2(song, seed)["joints"]
+    return make_dance_v2(song, seed, intensity=intensity)["joints"]
 
 
 def _strip(d: dict) -> dict:
@@ -51,6 +52,9 @@ def main(argv=None) -> int:
     rep = {"tuning_clips": [c["name"] for c in clips]}
     for g in GENRES:
         rep[f"choreographer_{g}"] = _strip(measure_set([choreographed(c, g, i) for i, c in enumerate(clips)], clips))
+    for g in GENRES:  # the v2e world's dancer: moves scaled and chosen by the song-relative band loudness
+        rep[f"choreographer_band_{g}"] = _strip(measure_set([choreographed(c, g, i, "band") for i, c in enumerate(clips)],
+                                                            clips))
     pipe = DancePipeline.from_pretrained(a.model)
     rep["model"] = _strip(measure_set(generate(pipe, clips, 0)[0], clips))
     probes = silence_probe_clips(PROBE_SEEDS)

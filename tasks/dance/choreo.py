@@ -12,7 +12,12 @@ The dancer is planned in world space and posed by inverse kinematics, so what th
    anew at every section start from the genre's vocabulary (`VOCAB`); an accented section start gets a hop; when the
    dancer is more than ~0.8 m from the centre the next move is the variant that heads back; turns bring the heading
    back to the front. Loudness (RMS per beat) scales step size, lift height, arm amplitude and bounce depth; a silent
-   bar (RMS < 6 % of the song's loudest beat) has no steps: the dancer idles with a slow weight sway.
+   bar (RMS < 6 % of the song's loudest beat) has no steps: the dancer idles with a slow weight sway. With
+   ``intensity="band"`` (the v2e world) the scale is instead the song-relative mean mel-band level (`beat_intensity`:
+   0 … 1 over the 12 dB below the song's loud beats), and each phrase's moves are drawn near it (`MOVE_ENERGY`: quiet
+   passages step-touch, loud ones hop and turn); on the tuning recordings that lifts the correlation of the dancer's
+   1-s motion energy with loudness from 0.21-0.25 to 0.41-0.64 across the three vocabularies tried
+   (reports/dance_world_ceiling.json).
 3. **Body**: the pelvis sits over the supporting foot (weight transfer on the beat), dips on the beat (knee bounce,
    depth following loudness, lowered further where a wide stance needs it), yaws with the feet; spine, head and arms
    play 8-count arm phrases (`ARM_PHRASES`) with key poses on the beats (smoothstep easing: kinetic beats = music
@@ -138,6 +143,14 @@ ARM_PHRASES = {  # 8-count arm phrases (names of tasks.dance.synth._move upper-b
     "reggae": [["nod"] * 8, ["twist", "nod"] * 4, ["lean"] * 8],
     "march": [["pump"] * 8, ["punch"] * 8, ["clap"] * 4 + ["pump"] * 4],
 }
+# how much a move moves the body, 0 (calm) … 1 (big): with intensity="band" the phrase's moves are drawn near the
+# music's intensity, so loud passages get the hops and turns and quiet ones the step-touches
+MOVE_ENERGY = {"step_touch": 0.1, "march": 0.2, "balance": 0.2, "balance_back": 0.2, "waltz_box": 0.3,
+               "side_step": 0.45, "grapevine": 0.5, "jazz_box": 0.45, "walk": 0.5, "walk_back": 0.5,
+               "kick_ball_change": 0.6, "turn_quarter": 0.6, "turn_half": 0.75, "waltz_turn": 0.75,
+               "turn_full": 0.9, "hop": 0.95, "jump_jack": 1.0, "idle": 0.0}
+INTENSITY_RANGE_DB = 12.0   # intensity="band": 0 … 1 spans this many dB of mean mel-band level below the song's top
+INTENSITY_SMOOTH = 3        # ... averaged over this many beats
 BOUNCE = {"waltz": [1.0, 0.25, 0.45], "swing": [0.6, 1.0, 0.6, 1.0], "reggae": [0.5, 1.0, 0.5, 1.0]}  # per count
 
 
@@ -163,9 +176,38 @@ def beat_loudness(audio: np.ndarray, sr: int, beat_times: np.ndarray) -> np.ndar
     return (rms / max(rms.max(), 1e-9)).astype(np.float64)
 
 
-def plan(song: dict, seed: int) -> dict:
+def beat_intensity(audio: np.ndarray, sr: int, beat_times: np.ndarray, range_db: float = INTENSITY_RANGE_DB,
+                   smooth: int = INTENSITY_SMOOTH) -> np.ndarray:
+    """How loud each beat sounds within its song, (B,) in [0, 1]: the mean mel-band level in dB (librosa's MFCC c0 /
+    √128, a per-band log loudness: a full mix reads louder than one loud bass note of the same RMS), averaged from each
+    beat to the next and over `smooth` beats, mapped linearly from `range_db` below the song's 95th-percentile beat
+    (0) to it (1). Silent beats (`beat_loudness` < SILENT) are 0, every other beat ≥ 0.1: on recorded music the
+    per-beat RMS spans only a few dB, so an RMS ratio to the loudest beat hardly moves (0.5-1 on the tuning clips)."""
+    import librosa
+
+    from .audio import HOP_LENGTH
+
+    lin = beat_loudness(audio, sr, beat_times)
+    mel = librosa.feature.melspectrogram(y=np.asarray(audio, np.float32), sr=sr, hop_length=HOP_LENGTH)
+    band = librosa.power_to_db(mel).mean(0)
+    beats = np.asarray(beat_times, np.float64)
+    step = float(np.median(np.diff(beats))) if len(beats) > 1 else 0.5
+    idx = np.clip((np.append(beats, beats[-1] + step) * sr / HOP_LENGTH).astype(int), 0, len(band))
+    L = np.array([band[a:b].mean() if b > a else band.min() for a, b in zip(idx[:-1], idx[1:])])
+    if smooth > 1 and len(L) >= smooth:
+        L = np.convolve(np.pad(L, (smooth // 2, smooth - 1 - smooth // 2), mode="edge"), np.ones(smooth) / smooth,
+                        "valid")
+    ok = lin >= SILENT
+    top = float(np.percentile(L[ok], 95)) if ok.any() else float(L.max())
+    return np.where(ok, np.clip(1.0 + (L - top) / range_db, 0.1, 1.0), 0.0)
+
+
+def plan(song: dict, seed: int, intensity: str = "rms") -> dict:
     """Foot events in world space. Returns dict(events [(time, foot, kind, x, z, heading, lift)], moves [(beat, name,
-    mirror)], loud (B,), idle (B,) bool)."""
+    mirror)], loud (B,), idle (B,) bool). ``intensity`` "rms": `loud` is `beat_loudness` (the v2 world); "band":
+    `beat_intensity`, and each phrase's moves are drawn near its intensity (`MOVE_ENERGY`); idle is silence either way."""
+    if intensity not in ("rms", "band"):
+        raise ValueError(f"intensity must be 'rms' or 'band', got {intensity!r}")
     rng = np.random.default_rng(seed)
     beats = np.asarray(song["beat_times"], np.float64)
     B, bpb = len(beats), int(song.get("beats_per_bar", 4))
@@ -177,6 +219,8 @@ def plan(song: dict, seed: int) -> dict:
         vocab = [m for m in vocab if _move_events(m, 0.2)[0] == 4]
     loud = beat_loudness(song["audio"], song["sr"], beats)
     idle = loud < SILENT
+    if intensity == "band":
+        loud = beat_intensity(song["audio"], song["sr"], beats)
     starts = set(int(s) for s in np.asarray(song.get("section_starts", np.arange(0, B, 4 * bpb))))
     accents = set(int(a) for a in np.asarray(song.get("accents", [])))
     beat_len = float(np.median(np.diff(beats)))
@@ -194,7 +238,13 @@ def plan(song: dict, seed: int) -> dict:
     b = 0
     while b < B:
         if b in starts or not phrase:
-            a, c = rng.choice(len(vocab), 2, replace=len(vocab) < 2)
+            if intensity == "band":  # moves near the phrase's intensity (the vocabulary's own spread decides how near)
+                I = float(loud[b:b + 8].mean())
+                e = np.array([MOVE_ENERGY[m] for m in vocab])
+                pr = np.exp(-0.5 * ((e - I) / 0.2) ** 2) + 1e-3
+                a, c = rng.choice(len(vocab), 2, replace=len(vocab) < 2, p=pr / pr.sum())
+            else:
+                a, c = rng.choice(len(vocab), 2, replace=len(vocab) < 2)
             phrase = [(vocab[a], False), (vocab[a], True), (vocab[c], False), (vocab[c], True)]
             k = 0
         name, mirror = phrase[k % len(phrase)]
@@ -337,10 +387,11 @@ def _ry(psi):
     return np.stack([c, z, s, z, o, z, -s, z, c], -1).reshape(*np.shape(psi), 3, 3)
 
 
-def make_dance_v2(song: dict, seed: int) -> dict:
+def make_dance_v2(song: dict, seed: int, intensity: str = "rms") -> dict:
     """The dance for `song` (dict with audio, sr, beat_times, beats_per_bar, genre and optionally section_starts,
     accents). Returns dict(root_pos (T, 3), rotations (T, 24, 3, 3), contacts (T, 4), joints (T, 24, 3), moves,
-    events, planted (T, 2) bool (left, right: the foot is held still by construction)), T = floor(duration·30) + 1."""
+    events, planted (T, 2) bool (left, right: the foot is held still by construction)), T = floor(duration·30) + 1.
+    ``intensity``: what scales the moves (`plan`): "rms" (the v2 world) or "band" (the v2e world)."""
     from .synth import _arm, _move, _neutral
 
     audio, sr = song["audio"], int(song["sr"])
@@ -352,7 +403,7 @@ def make_dance_v2(song: dict, seed: int) -> dict:
     beat_len = float(np.median(np.diff(beats)))
     bpb = int(song.get("beats_per_bar", 4))
     genre = song.get("genre", "house")
-    P = plan(song, seed)
+    P = plan(song, seed, intensity)
     loud, idle = P["loud"], P["idle"]
     tracks, w_right, hop_lift = _foot_tracks(P["events"], T, beat_len)
     rng = np.random.default_rng([seed, 5])

@@ -43,8 +43,9 @@ def _atomic_npz(path: str, **arrays) -> None:
         np.savez(f, **arrays)
 
 
-WORLDS = ("v1", "v2", "v2s")  # v1: numpy synth + key-pose dancer (synth.py); v2: FluidSynth / numpy music + choreo.py;
-# v2s: v2 with a long silence in one song of four (`silence_span`)
+WORLDS = ("v1", "v2", "v2s", "v2e")  # v1: numpy synth + key-pose dancer (synth.py); v2: FluidSynth / numpy music +
+# choreo.py; v2s: v2 with a long silence in one song of four (`silence_span`); v2e: v2's music, the choreographer's moves
+# scaled and chosen by the song-relative band loudness (`choreo.beat_intensity`, intensity="band")
 SILENCE_EVERY = 4            # v2s: seeds ≡ 1 (mod 4) get a silence ...
 SILENCE_SECONDS = (4.5, 8.0)  # ... this long (uniform), placed uniformly in the song
 
@@ -57,17 +58,18 @@ def load_song(seed: int, seconds: float, cache_dir: str = DEFAULT_CACHE, world: 
         raise ValueError(f"world must be one of {WORLDS}, got {world!r}")
     if world == "v2s" and int(seed) % SILENCE_EVERY != 1:
         world = "v2"  # the same song as v2 (and the same cache file)
-    prefix = {"v1": "", "v2": "v2_", "v2s": "v2s_"}[world]
+    prefix = {"v1": "", "v2": "v2_", "v2s": "v2s_", "v2e": "v2e_"}[world]
     path = os.path.join(cache_dir, f"song_{prefix}{int(seed)}_{seconds:g}s.npz")
     if not os.path.exists(path):
-        if world in ("v2", "v2s"):
+        if world in ("v2", "v2s", "v2e"):
             from .choreo import make_dance_v2, make_song_v2
 
             song = make_song_v2(int(seed), float(seconds), cache_dir=os.path.join(cache_dir, "midi"))
             song["genre"], fine = song["coarse_genre"], song["genre"]
             if world == "v2s":
                 song["audio"] = silence_span(song["audio"], song["sr"], int(seed))
-            dance = make_dance_v2(dict(song, genre=fine), int(seed) + 1_000_003)  # idles where the audio is silent
+            dance = make_dance_v2(dict(song, genre=fine), int(seed) + 1_000_003,  # idles where the audio is silent
+                                  intensity="band" if world == "v2e" else "rms")
         else:
             pair = make_pair(int(seed), float(seconds))
             song, dance = pair["song"], pair["dance"]

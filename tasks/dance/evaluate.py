@@ -7,7 +7,7 @@
 Sets (none of them trained or tuned on):
 
 - ``synthetic``: held-out songs of the v2 world (`data.HELDOUT_SEEDS`, 30 s: FluidSynth-rendered MIDI / numpy synth,
-  danced by `tasks.dance.choreo`), with the choreographer's ground truth: PFC (EDGE), BAS (FACT, Bailando),
+  danced by `tasks.dance.choreo`; ``--world v2e``: the same music danced by the intensity-driven choreographer), with the choreographer's ground truth: PFC (EDGE), BAS (FACT, Bailando),
   FID_k / FID_g, Div_k / Div_g (Bailando) and the measures below, for the pipeline output (feet locked) and the raw
   network (``network_raw``);
 - ``real``: the eight 30-s clips of game soundtracks from Debian packages (`tasks.dance.realset`, data/dance/README.md);
@@ -144,13 +144,15 @@ def time_cli(model: str, clip_audio: np.ndarray) -> dict:
 
 
 def evaluate(model: str, previous: str | None, num_synth: int, seed: int = 0, compare: dict | None = None,
-             threads: int = 1, cli_timing: bool = True, **sample_kw) -> dict:
+             threads: int = 1, cli_timing: bool = True, world: str = "v2", **sample_kw) -> dict:
     from tasks.dance.realset import real_clips
 
     if threads:
         torch.set_num_threads(threads)
     t_start = time.time()
-    synth = [dict(load_song(s, SECONDS, world="v2"), name=str(s)) for s in HELDOUT_SEEDS[:num_synth]]
+    if world not in ("v2", "v2e"):
+        raise ValueError(f"world must be 'v2' or 'v2e' (the synthetic set's ground truth), got {world!r}")
+    synth = [dict(load_song(s, SECONDS, world=world), name=str(s)) for s in HELDOUT_SEEDS[:num_synth]]
     real = real_clips()
     sets = dict(synthetic=synth, real=real, silence_probe=silence_probe_clips(HELDOUT_SEEDS[:min(4, num_synth)]))
     gt = [c["joints"] for c in synth]
@@ -172,7 +174,7 @@ def evaluate(model: str, previous: str | None, num_synth: int, seed: int = 0, co
         report["targets"]["thirty_s_to_mp4_bvh_in_10s"] = report["model"]["cli_seconds_30s_to_mp4_bvh"] <= 10.0
     report = {"summary": summary(report), "targets": report.pop("targets")} | report
     report["settings"] = dict(
-        num_synthetic=num_synth, seconds=SECONDS, seed=seed, heldout_seeds=list(HELDOUT_SEEDS[:num_synth]),
+        num_synthetic=num_synth, world=world, seconds=SECONDS, seed=seed, heldout_seeds=list(HELDOUT_SEEDS[:num_synth]),
         real_clips=[dict(name=c["name"], package=c["package"], file=c["file"], start=c["start"]) for c in real],
         sampling={**dict(steps=pipe.steps, scheduler=pipe.scheduler, guidance=pipe.guidance), **sample_kw},
         torch_threads=torch.get_num_threads(), total_seconds=time.time() - t_start)
@@ -212,6 +214,8 @@ def main(argv=None) -> int:
                    "the model's, chosen by tasks.dance.tune)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance weight (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (clip i uses seed + i)")
+    p.add_argument("--world", default="v2", choices=("v2", "v2e"), help="the synthetic set's ground-truth dancer "
+                   "(the same music either way)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch's default)")
     p.add_argument("--compare", action="append", default=[], metavar="NAME=PATH", help="also score another model folder")
     a = p.parse_args(argv)
@@ -226,7 +230,8 @@ def main(argv=None) -> int:
         return 2
     try:
         kw = {k: v for k, v in dict(steps=steps, scheduler=a.scheduler, guidance=a.guidance).items() if v is not None}
-        report = evaluate(a.model, a.previous, songs, a.seed, compare, a.threads, cli_timing=not a.quick, **kw)
+        report = evaluate(a.model, a.previous, songs, a.seed, compare, a.threads, cli_timing=not a.quick,
+                          world=a.world, **kw)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

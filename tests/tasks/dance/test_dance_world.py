@@ -149,6 +149,32 @@ def test_v2s_world_silences_one_song_in_four_and_the_dance_stills_there(tmp_path
                                                                      "song_v2s_5_12s.npz"]
 
 
+def test_band_intensity_follows_a_quieter_passage_with_smaller_moves():
+    """intensity="band" (the v2e world): the same song with 8 s turned down 9 dB (not silent) gets lower beat
+    intensities there, calmer moves (MOVE_ENERGY) and less motion, and 1-s motion energy follows the features'
+    loudness; v2 ("rms") is what the default gives, and the dance is deterministic."""
+    from tasks.dance.audio import audio_features
+    from tasks.dance.choreo import MOVE_ENERGY, beat_intensity
+
+    song = make_song_gm(23, 24.0, genre="house", cache_dir=None)
+    sr, bt = song["sr"], np.asarray(song["beat_times"])
+    a = song["audio"].copy()
+    a[8 * sr:16 * sr] *= 10 ** (-9 / 20)
+    s = dict(song, audio=a)
+    I0, I = beat_intensity(song["audio"], sr, bt), beat_intensity(a, sr, bt)
+    span = (bt > 9) & (bt < 15)
+    assert I[span].mean() < I0[span].mean() - 0.3 and np.all(I[span] >= 0.1) and np.all((I >= 0) & (I <= 1))
+    d0, d = make_dance_v2(song, 4, intensity="band"), make_dance_v2(s, 4, intensity="band")
+    assert M.motion_energy(d["joints"])[9:15].mean() < 0.75 * M.motion_energy(d0["joints"])[9:15].mean()
+    calm = lambda dance: np.mean([MOVE_ENERGY[n] for b, n, _ in dance["moves"] if 9 < bt[b] < 15])  # noqa: E731
+    assert calm(d) < calm(d0)
+    assert M.energy_loudness_corr(d["joints"], audio_features(a, sr)) > 0.4
+    assert np.array_equal(make_dance_v2(s, 4)["joints"], make_dance_v2(s, 4, intensity="rms")["joints"])
+    assert np.array_equal(make_dance_v2(s, 4, intensity="band")["joints"], d["joints"])  # deterministic
+    with pytest.raises(ValueError, match="intensity"):
+        make_dance_v2(s, 4, intensity="loud")
+
+
 # ---------------------------------------------------------------- measures
 def test_measures_on_known_motion():
     T = 301
