@@ -50,3 +50,19 @@ unpack_music() {
 
 unpack_music "$REAL_DIR" "${REAL_PKGS[@]}"     # held-out: evaluation only (tasks/dance/realset.py)
 unpack_music "$TUNE_DIR" "${TUNE_PKGS[@]}"     # tuning only (tasks/dance/tune.py)
+
+# --- librosa's numba kernels, compiled once into their on-disk cache ------------------------------------------------
+# (librosa caches its @jit / @guvectorize kernels in site-packages; two processes compiling the same kernel at once
+# — a training run and the tests started together on a fresh set-up — can leave a torn cache file that segfaults every
+# later load in numba's gufunc call. One process compiles them here, before anything runs concurrently.)
+PY="${ROOT}/.venv/bin/python"
+if [ -x "$PY" ]; then
+  (cd "$ROOT" && "$PY" -c "
+import numpy as np, librosa
+from tasks.dance.audio import audio_features, SR
+t = np.arange(4 * SR) / SR
+y = (np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 2 * t) > 0)).astype(np.float32)
+audio_features(y, SR, 'warm-up')
+librosa.onset.onset_detect(y=y, sr=SR)
+") && log "librosa's numba kernels compiled (cache warm)"
+fi
