@@ -1,4 +1,5 @@
-"""diffusers' model base classes, imported without importing `torch._dynamo` (1.4-1.8 s of every CLI's start-up here).
+"""diffusers' model base classes, imported without importing `torch._dynamo` (1.4-1.8 s of every CLI's start-up here)
+or transformers (0.5 s).
 
 Every model of the suite is a diffusers `ModelMixin` / `ConfigMixin` (so `save_pretrained` / `from_pretrained` and the
 diffusers folder format work), and `import diffusers` runs, in `diffusers/utils/torch_utils.py`,
@@ -13,7 +14,12 @@ So, when nothing has imported `torch._dynamo` yet, the first import of diffusers
 `allow_in_graph` returns its argument unchanged -- the same as diffusers' own fallback in that ``except`` -- and the
 stand-in is removed again right after, so `torch.compile` or `import torch._dynamo` later load the real one (tested).
 The only effect: diffusers' own attention classes are not pre-registered with dynamo (we compile our U-Nets, not
-those). Import the base classes from here, not from diffusers:
+those). Likewise `diffusers.quantizers.pipe_quant_config` imports transformers (0.5 s here) inside a
+``try: ... except ImportError`` that defines a placeholder class when transformers is absent; while the bases are
+imported, ``sys.modules["transformers"]`` is None (so that import raises ImportError and diffusers takes its own
+fallback), and the entry is removed right after: the only effect is that diffusers' `PipelineQuantizationConfig` does
+not recognise transformers' quantization configs (the suite never quantizes); `import transformers` later works as
+usual (tested). Import the base classes from here, not from diffusers:
 
     from gen._diffusers import ConfigMixin, ModelMixin, register_to_config
 """
@@ -38,9 +44,12 @@ def _import_diffusers_bases():
     stand_in = types.ModuleType("torch._dynamo", "stand-in while diffusers is imported (gen/_diffusers.py)")
     stand_in.allow_in_graph = lambda obj: obj
     sys.modules["torch._dynamo"] = stand_in
+    hide_transformers = "transformers" not in sys.modules
+    if hide_transformers:
+        sys.modules["transformers"] = None  # `import transformers` raises ImportError: diffusers' own fallback
     try:
         return _bases()
-    except Exception:  # a diffusers that needs more of dynamo at import: drop what was imported, import it plainly
+    except Exception:  # a diffusers that needs more of dynamo / transformers at import: drop it, import it plainly
         for name in [m for m in sys.modules if m == "diffusers" or m.startswith("diffusers.")]:
             del sys.modules[name]
     finally:
@@ -48,6 +57,8 @@ def _import_diffusers_bases():
             del sys.modules["torch._dynamo"]
         if vars(torch).get("_dynamo") is stand_in:   # (getattr would import the real one)
             delattr(torch, "_dynamo")
+        if hide_transformers and "transformers" in sys.modules and sys.modules["transformers"] is None:
+            del sys.modules["transformers"]
     import torch._dynamo  # noqa: F401
 
     return _bases()
