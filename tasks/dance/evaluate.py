@@ -36,7 +36,6 @@ from gen.io import atomic_write_json
 from tasks.dance import metrics as M
 from tasks.dance.audio import SR, audio_features, beat_frames  # noqa: F401  (beat_frames: research/dance_jitter.py)
 from tasks.dance.data import HELDOUT_SEEDS, load_song
-from tasks.dance.footlock import lock_feet
 from tasks.dance.pipeline import DancePipeline, motion_to_outputs
 
 SECONDS = 30.0
@@ -72,10 +71,11 @@ def gt_scores(pred: list, gt: list, beats: list) -> dict:
 
 
 def generate(pipe: DancePipeline, clips: list, seed: int, **kw) -> tuple[list, list]:
-    """Joints of the pipeline's dances (feet locked, as users get them) and of the network's raw samples."""
+    """Joints of the pipeline's dances (its post-passes: rest in silence when on, feet locked; as users get them) and
+    of the network's raw samples."""
     raw = [pipe.sample_motion(c["music"], seed=seed + i, **kw) for i, c in enumerate(clips)]
     joints = lambda m: motion_to_outputs(m)["joints"]  # noqa: E731
-    return [joints(lock_feet(m)) for m in raw], [joints(m) for m in raw]
+    return [joints(pipe.post_process(m, c["music"], foot_lock=True)) for m, c in zip(raw, clips)], [joints(m) for m in raw]
 
 
 def silence_probe_clips(seeds) -> list[dict]:
@@ -108,7 +108,9 @@ def score_model(pipe: DancePipeline, sets: dict, seed: int, **kw) -> dict:
     r_ours, r_raw = generate(pipe, real, seed, **kw)
     rep["real"] = measure_set(r_ours, real)
     rep["real_network_raw"] = {k: v for k, v in measure_set(r_raw, real).items() if k != "per_clip"}
-    rep["silence_probe"] = stillness(generate(pipe, probe, seed, **kw)[0])
+    p_ours, p_raw = generate(pipe, probe, seed, **kw)
+    rep["silence_probe"] = stillness(p_ours)
+    rep["silence_probe_network_raw"] = stillness(p_raw)
     return rep
 
 
@@ -190,6 +192,8 @@ def summary(report: dict) -> dict:
             continue
         out[name] = {k: {m: r[k][m] for m in keep if m in r[k]} for k in ("real", "synthetic", "synthetic_network_raw")}
         out[name]["silence_probe_stillness_ratio"] = r["silence_probe"]["stillness_ratio"]
+        if "silence_probe_network_raw" in r:
+            out[name]["silence_probe_network_raw_stillness_ratio"] = r["silence_probe_network_raw"]["stillness_ratio"]
         if "cli_seconds_30s_to_mp4_bvh" in r:
             out[name]["cli_seconds_30s_to_mp4_bvh"] = r["cli_seconds_30s_to_mp4_bvh"]
     out["ground_truth_synthetic"] = {m: report["ground_truth_synthetic"][m] for m in keep

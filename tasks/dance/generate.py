@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--genre", default=None, choices=GENRES, help="optional genre label")
     p.add_argument("--no-foot-lock", dest="foot_lock", action="store_false",
                    help="keep the network's raw feet (default: plant them where the predicted contacts say, by leg IK)")
+    p.add_argument("--no-rest", dest="rest_in_silence", action="store_false",
+                   help="keep dancing where the music is silent (default: idle there, tasks/dance/rest.py)")
     add_common_args(p, "dance", {"scheduler": "ddim-eta", "steps": 20, "guidance": 2.5}, threads=1)
     return p
 
@@ -53,7 +55,8 @@ def _main(args) -> int:
             raise ValueError("nothing to write: give at least one of --out, --gif, --bvh, --npz, --pkl")
         device = setup_runtime(args)
         pipe = DancePipeline.from_pretrained(args.model, device=device, steps=args.steps, scheduler=args.scheduler,
-                                             guidance=args.guidance, foot_lock=args.foot_lock)
+                                             guidance=args.guidance, foot_lock=args.foot_lock,
+                                             rest_in_silence=args.rest_in_silence)
         t0 = time.time()
         loaded = music.result()
     finally:

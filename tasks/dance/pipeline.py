@@ -18,6 +18,9 @@ Editing uses the same mechanism with user masks over the whole sequence (N, 151)
 Foot lock (default on, `foot_lock=False` for the raw samples): the network's feet jitter by ~1 mm per frame where they
 should stand still; `tasks.dance.footlock.lock_feet` plants them at the model's own predicted contacts by two-bone leg
 IK (hip, knee and ankle rotations only; ~13 ms per 10 s).
+
+Rest in silence (default on, `rest_in_silence=False` to keep the network's motion there): where the music is silent for
+a second or more, the motion settles into its own 0.5-s low-pass (`tasks.dance.rest`), before the foot lock.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ from . import skeleton as sk
 from .audio import FEATURE_DIM, load_music, model_music
 from .footlock import lock_feet
 from .model import DanceModel
+from .rest import rest_in_silence
 
 WINDOW = 150
 FPS = 30
@@ -80,25 +84,29 @@ def frame_mask(num_frames: int, keep) -> np.ndarray:
 class DancePipeline(GenPipeline):
     """A `DanceModel` plus its diffusion schedule and sampler settings.
 
-    `DancePipeline(model, meta=None, *, steps=, scheduler=, guidance=, clip_x0=, foot_lock=)`: keyword options override
+    `DancePipeline(model, meta=None, *, steps=, scheduler=, guidance=, clip_x0=, foot_lock=, rest_in_silence=)`: keyword
+    options override
     the settings in meta (pipeline.json `sampling`). guidance: music guidance weight; the defaults (ddim-eta, guidance 1:
     plain conditional, one network pass) were chosen on a tuning set apart from the evaluation's (`tasks.dance.tune`,
     reports/dance_tuning.json). foot_lock: plant the feet where
-    the model's own contact labels say so, by leg IK (`tasks.dance.footlock`); False returns the raw samples."""
+    the model's own contact labels say so, by leg IK (`tasks.dance.footlock`); False returns the raw samples.
+    rest_in_silence: idle where the music is silent (`tasks.dance.rest`)."""
 
     task = "dance"
     model_class = DanceModel
-    default_sampling = {"scheduler": "ddim-eta", "steps": 20, "guidance": 1.0, "clip_x0": 10.0, "foot_lock": True}
+    default_sampling = {"scheduler": "ddim-eta", "steps": 20, "guidance": 1.0, "clip_x0": 10.0, "foot_lock": True,
+                        "rest_in_silence": True}
 
     def __init__(self, model: DanceModel, meta: Mapping | None = None, *, steps: int | None = None,
                  scheduler: str | None = None, guidance: float | None = None, clip_x0: float | None = None,
-                 foot_lock: bool | None = None):
+                 foot_lock: bool | None = None, rest_in_silence: bool | None = None):
         meta = dict(meta or {})
         cfg = model.config
         meta.setdefault("schedule", {"kind": cfg.schedule, "T": int(cfg.T)})
         meta.setdefault("prediction_type", cfg.prediction_type)
         super().__init__(model, meta)
-        given = dict(steps=steps, scheduler=scheduler, guidance=guidance, clip_x0=clip_x0, foot_lock=foot_lock)
+        given = dict(steps=steps, scheduler=scheduler, guidance=guidance, clip_x0=clip_x0, foot_lock=foot_lock,
+                     rest_in_silence=rest_in_silence)
         self.sampling.update({k: v for k, v in given.items() if v is not None})
 
     @classmethod
@@ -117,6 +125,15 @@ class DancePipeline(GenPipeline):
     @foot_lock.setter
     def foot_lock(self, value: bool) -> None:
         self.sampling["foot_lock"] = bool(value)
+
+    def post_process(self, motion: np.ndarray, features: np.ndarray, foot_lock: bool | None = None) -> np.ndarray:
+        """The passes after sampling: rest in silence (when `sampling["rest_in_silence"]`), then the foot lock (when
+        `foot_lock`, default the pipeline's)."""
+        if self.sampling.get("rest_in_silence", True):
+            motion = rest_in_silence(motion, features)
+        if self.foot_lock if foot_lock is None else foot_lock:
+            motion = lock_feet(motion)
+        return motion
 
     def _clipped(self, fn):
         """Static thresholding of x̂_0 (DDPM's clip_denoised; Saharia et al. 2022) expressed back as ε:
@@ -220,9 +237,7 @@ class DancePipeline(GenPipeline):
             feats, audio = np.asarray(music, np.float32), None
             if seconds is not None:
                 feats = feats[: int(round(seconds * FPS)) + 1]
-        motion = self.sample_motion(feats, seed=seed, genre=genre, **sample_kw)
-        if self.foot_lock:
-            motion = lock_feet(motion)
+        motion = self.post_process(self.sample_motion(feats, seed=seed, genre=genre, **sample_kw), feats)
         res = motion_to_outputs(motion)
         res.update(features=feats, audio=audio, source=source, seconds_taken=time.time() - t0)
         return res

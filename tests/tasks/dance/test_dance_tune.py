@@ -48,11 +48,11 @@ def test_tune_cli_refuses_bad_guidance(capsys):
 def test_evaluate_cli_samples_with_the_models_settings(monkeypatch, tmp_path):
     seen = {}
 
-    def fake(model, previous, songs, seed, compare, threads, cli_timing=True, **kw):
-        seen.update(kw, songs=songs)
+    def fake(model, previous, songs, seed, compare, threads, cli_timing=True, world="v2", **kw):
+        seen.update(kw, songs=songs, world=world)
         raise ValueError("stop here")
     monkeypatch.setattr(E, "evaluate", fake)
     assert E.main(["--out", str(tmp_path / "r.json")]) == 2
-    assert seen == {"songs": 16}                                   # no sampler / guidance / steps forced on the model
+    assert seen == {"songs": 16, "world": "v2"}                    # no sampler / guidance / steps forced on the model
     assert E.main(["--quick", "--guidance", "2", "--out", str(tmp_path / "r.json")]) == 2
-    assert seen == {"songs": 4, "steps": 10, "guidance": 2.0}
+    assert seen == {"songs": 4, "world": "v2", "steps": 10, "guidance": 2.0}
