@@ -19,6 +19,10 @@ Foot lock (default on, `foot_lock=False` for the raw samples): the network's fee
 should stand still; `tasks.dance.footlock.lock_feet` plants them at the model's own predicted contacts by two-bone leg
 IK (hip, knee and ankle rotations only; ~13 ms per 10 s).
 
+Heading fill (default on, `heading_fill=False`): where the network is unsure which way the dancer faces, the root's 6-D
+heading column comes out short and its direction flips from frame to frame; it is interpolated there from the frames
+around (`tasks.dance.heading`).
+
 Rest in silence (default on, `rest_in_silence=False` to keep the network's motion there): where the music is silent for
 a second or more, the motion settles into its own 0.5-s low-pass (`tasks.dance.rest`), before the foot lock.
 """
@@ -41,6 +45,7 @@ from gen.sampling import sample
 from . import skeleton as sk
 from .audio import FEATURE_DIM, load_music, model_music
 from .footlock import lock_feet
+from .heading import fill_uncertain_heading
 from .model import DanceModel
 from .rest import rest_in_silence
 
@@ -95,7 +100,7 @@ class DancePipeline(GenPipeline):
     task = "dance"
     model_class = DanceModel
     default_sampling = {"scheduler": "ddim-eta", "steps": 20, "guidance": 1.0, "clip_x0": 10.0, "foot_lock": True,
-                        "rest_in_silence": True}
+                        "rest_in_silence": True, "heading_fill": True}
 
     def __init__(self, model: DanceModel, meta: Mapping | None = None, *, steps: int | None = None,
                  scheduler: str | None = None, guidance: float | None = None, clip_x0: float | None = None,
@@ -127,8 +132,11 @@ class DancePipeline(GenPipeline):
         self.sampling["foot_lock"] = bool(value)
 
     def post_process(self, motion: np.ndarray, features: np.ndarray, foot_lock: bool | None = None) -> np.ndarray:
-        """The passes after sampling: rest in silence (when `sampling["rest_in_silence"]`), then the foot lock (when
-        `foot_lock`, default the pipeline's)."""
+        """The passes after sampling: the heading filled where the network is unsure of it (`tasks.dance.heading`,
+        when `sampling["heading_fill"]`), rest in silence (when `sampling["rest_in_silence"]`), then the foot lock
+        (when `foot_lock`, default the pipeline's)."""
+        if self.sampling.get("heading_fill", True):
+            motion = fill_uncertain_heading(motion)
         if self.sampling.get("rest_in_silence", True):
             motion = rest_in_silence(motion, features)
         if self.foot_lock if foot_lock is None else foot_lock:

@@ -74,3 +74,25 @@ def test_pipeline_idles_in_silence_and_rest_can_be_turned_off(tmp_path):
     e_on, e_off = M.motion_energy(on["joints"]), M.motion_energy(off["joints"])
     assert e_on[3] < 0.3 * e_off[3]             # the silent second in the middle: settled
     assert np.allclose(e_on[0], e_off[0], rtol=0.05, atol=1e-6)  # the music before it: as before
+
+
+def test_heading_fill_interpolates_unsure_frames_only():
+    from tasks.dance import skeleton as sk
+    from tasks.dance.heading import fill_uncertain_heading
+
+    n = 60
+    yaw = np.linspace(0, np.pi / 2, n)  # a quarter turn over 2 s
+    R = np.zeros((n, 24, 3, 3), np.float32)
+    R[:] = np.eye(3)
+    c, s = np.cos(yaw), np.sin(yaw)
+    R[:, 0] = np.stack([np.stack([c, 0 * c, s], -1), np.tile([0.0, 1.0, 0.0], (n, 1)), np.stack([-s, 0 * c, c], -1)], -1)
+    motion = sk.pack_motion(np.zeros((n, 4)), np.zeros((n, 3)), R)
+    noisy = motion.copy()
+    rng = np.random.default_rng(0)
+    noisy[20:30, 7:10] = 0.05 * rng.standard_normal((10, 3))  # the heading column collapses: direction is noise
+    out = fill_uncertain_heading(noisy)
+    assert np.array_equal(out[:20], noisy[:20]) and np.array_equal(out[30:], noisy[30:])
+    got = sk.unpack_motion(out)[2][:, 0]
+    err = np.degrees(np.arccos(np.clip((np.einsum("tij,tij->t", got, R[:, 0]) - 1) / 2, -1, 1)))
+    assert err.max() < 1.0  # the turn is recovered through the unsure frames
+    assert np.array_equal(fill_uncertain_heading(motion), motion)
