@@ -89,7 +89,8 @@ def frame_mask(num_frames: int, keep) -> np.ndarray:
 class DancePipeline(GenPipeline):
     """A `DanceModel` plus its diffusion schedule and sampler settings.
 
-    `DancePipeline(model, meta=None, *, steps=, scheduler=, guidance=, clip_x0=, foot_lock=, rest_in_silence=)`: keyword
+    `DancePipeline(model, meta=None, *, steps=, scheduler=, guidance=, clip_x0=, foot_lock=, rest_in_silence=,
+    heading_fill=)`: keyword
     options override
     the settings in meta (pipeline.json `sampling`). guidance: music guidance weight; the defaults (ddim-eta, guidance 1:
     plain conditional, one network pass) were chosen on a tuning set apart from the evaluation's (`tasks.dance.tune`,
@@ -104,14 +105,14 @@ class DancePipeline(GenPipeline):
 
     def __init__(self, model: DanceModel, meta: Mapping | None = None, *, steps: int | None = None,
                  scheduler: str | None = None, guidance: float | None = None, clip_x0: float | None = None,
-                 foot_lock: bool | None = None, rest_in_silence: bool | None = None):
+                 foot_lock: bool | None = None, rest_in_silence: bool | None = None, heading_fill: bool | None = None):
         meta = dict(meta or {})
         cfg = model.config
         meta.setdefault("schedule", {"kind": cfg.schedule, "T": int(cfg.T)})
         meta.setdefault("prediction_type", cfg.prediction_type)
         super().__init__(model, meta)
         given = dict(steps=steps, scheduler=scheduler, guidance=guidance, clip_x0=clip_x0, foot_lock=foot_lock,
-                     rest_in_silence=rest_in_silence)
+                     rest_in_silence=rest_in_silence, heading_fill=heading_fill)
         self.sampling.update({k: v for k, v in given.items() if v is not None})
 
     @classmethod
