@@ -28,12 +28,15 @@ from tasks.dance.pipeline import DancePipeline, motion_to_outputs
 from tasks.dance.rest import rest_in_silence
 from tasks.dance.tune import tuning_sets
 
+def ankle_speeds(joints: list) -> np.ndarray:
+    """Horizontal speed (m/frame) of both ankles on every frame step of every clip, flat."""
+    return np.concatenate([np.linalg.norm(np.diff(j[:, [7, 8]][..., [0, 2]], axis=0), axis=-1).ravel() for j in joints])
+
+
 def ankle_speed_p99(joints: list) -> float:
-    """99th percentile of the ankles' horizontal speed (m/frame) over all frames: a lock whose ease zones overlap across
-    a swing switches the ankle's target between plants within a frame, a jump PFC does not see (it takes the slower
-    foot)."""
-    v = [np.linalg.norm(np.diff(j[:, [7, 8]][..., [0, 2]], axis=0), axis=-1).ravel() for j in joints]
-    return float(np.percentile(np.concatenate(v), 99))
+    """99th percentile of `ankle_speeds`: a lock whose ease zones overlap across a swing switches the ankle's target
+    between plants within a frame, a jump PFC does not see (it takes the slower foot)."""
+    return float(np.percentile(ankle_speeds(joints), 99))
 
 
 GRID = dict(max_speed=(0.003, 0.005, 0.01, 0.02), blend=(4, 8, 12, 16, 24), max_slide=(0.03, 0.05, 0.1))
@@ -74,13 +77,15 @@ def main(argv=None) -> int:
           and r["leg_joint_speed"] >= 0.9 * default["leg_joint_speed"]
           and r["ankle_speed_p99"] <= 1.05 * default["ankle_speed_p99"]]
     best = min(ok, key=lambda r: r["pfc"])
+    raw_joints = [motion_to_outputs(m)["joints"] for m in raw_s]
     rep = dict(model=a.model, tuning_synthetic_seeds=[c["name"] for c in synth], tuning_clips=[c["name"] for c in real],
                ground_truth_pfc=gt_pfc, ground_truth_ankle_speed_p99=ankle_speed_p99([c["joints"] for c in synth]),
-               network_raw_ankle_speed_p99=ankle_speed_p99([motion_to_outputs(m)["joints"] for m in raw_s]), network_raw_pfc=float(np.mean([M.pfc(motion_to_outputs(m)["joints"])
-                                                                      for m in raw_s])),
+               network_raw_ankle_speed_p99=ankle_speed_p99(raw_joints),
+               network_raw_pfc=float(np.mean([M.pfc(j) for j in raw_joints])),
                grid=rows, default=default,
                rule="lowest synthetic PFC among settings keeping travel, foot lifts and leg joint speed on the tuning "
-                    "clips within 10 % of the default's and the synthetic songs' 99th-percentile ankle speed within 5 %", best=best, sampling=pipe.sampling, seconds=time.time() - t0,
+                    "clips within 10 % of the default's and the synthetic songs' 99th-percentile ankle speed within 5 %",
+               best=best, sampling=pipe.sampling, seconds=time.time() - t0,
                command="python -m research.dance_footlock_sweep " + " ".join(argv if argv is not None else sys.argv[1:]))
     atomic_write_json(a.out, rep)
     print(f"default PFC {default['pfc_over_gt']:.2f}x GT; best {best} -> {a.out}")

@@ -23,6 +23,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from gen.io import atomic_write_json
 from tasks.dance import metrics as M
+from research.dance_footlock_sweep import ankle_speeds
 from tasks.dance.audio import beat_frames
 from tasks.dance.footlock import lock_feet
 from tasks.dance.heading import fill_uncertain_heading
@@ -72,8 +73,7 @@ def main(argv=None) -> int:
     for name, f in variants.items():
         outs = [motion_to_outputs(lock_feet(rest_in_silence(f(m), c["music"]))) for m, c in zip(raw, synth)]
         steps = np.concatenate([rot_steps(o["rotations"][:, 0]) for o in outs])
-        v = np.concatenate([np.linalg.norm(np.diff(o["joints"][:, [7, 8]][..., [0, 2]], axis=0), axis=-1).ravel()
-                            for o in outs])
+        v = ankle_speeds([o["joints"] for o in outs])
         pfc = float(np.mean([M.pfc(o["joints"]) for o in outs]))
         rows[name] = dict(root_steps_over_45deg=int((steps > 45).sum()), root_steps_over_25deg=int((steps > 25).sum()),
                           ankle_speed_p99=float(np.percentile(v, 99)), ankle_speed_p999=float(np.percentile(v, 99.9)),
@@ -86,11 +86,10 @@ def main(argv=None) -> int:
               f"{r['ankle_speed_p99']:.3f} p99.9 {r['ankle_speed_p999']:.3f}  PFC {r['pfc_over_gt']:.1f}x GT "
               f"(unnormalised {r['pfc_unnormalised_over_gt']:.1f}x)  BAS "
               f"{r['bas_fact']:.3f}")
-    gt_steps = np.concatenate([np.linalg.norm(np.diff(j[:, [7, 8]][..., [0, 2]], axis=0), axis=-1).ravel() for j in gt])
-    d6 = np.concatenate([m[:, 7:10] for m in raw])
+    gt_steps = ankle_speeds(gt)
+    norms = np.linalg.norm(np.concatenate([m[:, 7:10] for m in raw]), axis=1)
     rep = dict(model=a.model, tuning_seeds=[c["name"] for c in synth], frames=int(sum(len(m) for m in raw)),
-               raw_heading_column_norm=dict(p1=float(np.percentile(np.linalg.norm(d6, axis=1), 1)),
-                                            min=float(np.linalg.norm(d6, axis=1).min())),
+               raw_heading_column_norm=dict(p1=float(np.percentile(norms, 1)), min=float(norms.min())),
                ground_truth=dict(pfc=gt_pfc, ankle_speed_p99=float(np.percentile(gt_steps, 99))),
                variants=rows, sampling=pipe.sampling, seconds=time.time() - t0,
                command="python -m research.dance_heading_fill " + " ".join(argv if argv is not None else sys.argv[1:]))

@@ -136,9 +136,9 @@ class DancePipeline(GenPipeline):
         """The passes after sampling: the heading filled where the network is unsure of it (`tasks.dance.heading`,
         when `sampling["heading_fill"]`), rest in silence (when `sampling["rest_in_silence"]`), then the foot lock
         (when `foot_lock`, default the pipeline's)."""
-        if self.sampling.get("heading_fill", True):
+        if self.sampling["heading_fill"]:
             motion = fill_uncertain_heading(motion)
-        if self.sampling.get("rest_in_silence", True):
+        if self.sampling["rest_in_silence"]:
             motion = rest_in_silence(motion, features)
         if self.foot_lock if foot_lock is None else foot_lock:
             motion = lock_feet(motion)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .footlock import _segments
+
 FPS = 30
 BELOW_DB = 35.0      # silent: this many dB under the clip's 95th-percentile mean mel-band level ...
 MIN_SECONDS = 1.0    # ... for at least this long
@@ -34,8 +36,7 @@ def silent_frames(features: np.ndarray, below_db: float = BELOW_DB, min_seconds:
     quiet = level < np.percentile(level, 95) - below_db
     out = np.zeros(len(quiet), bool)
     n_min = max(1, int(round(min_seconds * fps)))
-    edges = np.flatnonzero(np.diff(np.r_[0, quiet.astype(np.int8), 0]))
-    for a, b in zip(edges[::2], edges[1::2]):
+    for a, b in _segments(quiet):
         if b - a >= n_min:
             out[a:b] = True
     return out
@@ -47,8 +48,7 @@ def rest_weight(silent: np.ndarray, ramp_seconds: float = RAMP_SECONDS, fps: int
     s = np.asarray(silent, bool)
     w = np.zeros(len(s))
     ramp = max(1, int(round(ramp_seconds * fps)))
-    edges = np.flatnonzero(np.diff(np.r_[0, s.astype(np.int8), 0]))
-    for a, b in zip(edges[::2], edges[1::2]):
+    for a, b in _segments(s):
         i = np.arange(b - a)
         w[a:b] = np.minimum(1.0, np.minimum(i + 1, b - a - i) / ramp)
     return w
