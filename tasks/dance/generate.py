@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the network's raw feet (default: plant them where the predicted contacts say, by leg IK)")
     p.add_argument("--no-rest", dest="rest_in_silence", action="store_false",
                    help="keep dancing where the music is silent (default: idle there, tasks/dance/rest.py)")
+    p.add_argument("--dynamics", type=float, default=None, metavar="DEPTH",
+                   help="how much smaller quiet passages are danced, 0-1 (0 = off; default: the model's, "
+                        "tasks/dance/dynamics.py)")
+    p.add_argument("--beat-snap", type=int, default=None, metavar="FRAMES",
+                   help="retime the dance so kinetic beats up to FRAMES away land on the music's beats (0 = off; "
+                        "default: the model's, tasks/dance/beatsnap.py)")
     add_common_args(p, "dance", {"scheduler": "ddim-eta", "steps": 20, "guidance": 2.5}, threads=1)
     return p
 
@@ -56,7 +62,8 @@ def _main(args) -> int:
         device = setup_runtime(args)
         pipe = DancePipeline.from_pretrained(args.model, device=device, steps=args.steps, scheduler=args.scheduler,
                                              guidance=args.guidance, foot_lock=args.foot_lock,
-                                             rest_in_silence=args.rest_in_silence)
+                                             rest_in_silence=args.rest_in_silence, dynamics=args.dynamics,
+                                             beat_snap=args.beat_snap)
         t0 = time.time()
         loaded = music.result()
     finally:

@@ -25,6 +25,12 @@ around (`tasks.dance.heading`).
 
 Rest in silence (default on, `rest_in_silence=False` to keep the network's motion there): where the music is silent for
 a second or more, the motion settles into its own 0.5-s low-pass (`tasks.dance.rest`), before the foot lock.
+
+Dynamics (`dynamics=` depth in [0, 1], 0 = off): the same low-pass blend, by depth · (1 − the music's loudness relative
+to the song's loud passages), so quiet passages are danced smaller (`tasks.dance.dynamics`).
+
+Beat snap (`beat_snap=` frames, 0 = off): the motion is retimed by a monotone time warp so that its kinetic beats within
+that many frames of a music beat land on it (`tasks.dance.beatsnap`), before the foot lock.
 """
 from __future__ import annotations
 
@@ -44,10 +50,12 @@ from gen.sampling import sample
 
 from . import skeleton as sk
 from .audio import FEATURE_DIM, load_music, model_music
+from .beatsnap import snap_to_beats
+from .dynamics import loudness_weight
 from .footlock import lock_feet
 from .heading import fill_uncertain_heading
 from .model import DanceModel
-from .rest import rest_in_silence
+from .rest import settle, silence_weight
 
 WINDOW = 150
 FPS = 30
@@ -90,30 +98,38 @@ class DancePipeline(GenPipeline):
     """A `DanceModel` plus its diffusion schedule and sampler settings.
 
     `DancePipeline(model, meta=None, *, steps=, scheduler=, guidance=, clip_x0=, foot_lock=, rest_in_silence=,
-    heading_fill=)`: keyword
+    heading_fill=, dynamics=, beat_snap=)`: keyword
     options override
     the settings in meta (pipeline.json `sampling`). guidance: music guidance weight; the defaults (ddim-eta, guidance 1:
     plain conditional, one network pass) were chosen on a tuning set apart from the evaluation's (`tasks.dance.tune`,
     reports/dance_tuning.json). foot_lock: plant the feet where
     the model's own contact labels say so, by leg IK (`tasks.dance.footlock`); False returns the raw samples.
-    rest_in_silence: idle where the music is silent (`tasks.dance.rest`)."""
+    rest_in_silence: idle where the music is silent (`tasks.dance.rest`). dynamics: depth of the loudness-following
+    (`tasks.dance.dynamics`; 0 = off). beat_snap: the most frames a kinetic beat is moved onto a music beat
+    (`tasks.dance.beatsnap`; 0 = off); both defaults chosen on the tuning set
+    (research/dance_dynamics_sweep.py)."""
 
     task = "dance"
     model_class = DanceModel
     default_sampling = {"scheduler": "ddim-eta", "steps": 20, "guidance": 1.0, "clip_x0": 10.0, "foot_lock": True,
-                        "rest_in_silence": True, "heading_fill": True}
+                        "rest_in_silence": True, "heading_fill": True, "dynamics": 0.75, "beat_snap": 4}
 
     def __init__(self, model: DanceModel, meta: Mapping | None = None, *, steps: int | None = None,
                  scheduler: str | None = None, guidance: float | None = None, clip_x0: float | None = None,
-                 foot_lock: bool | None = None, rest_in_silence: bool | None = None, heading_fill: bool | None = None):
+                 foot_lock: bool | None = None, rest_in_silence: bool | None = None, heading_fill: bool | None = None,
+                 dynamics: float | None = None, beat_snap: int | None = None):
         meta = dict(meta or {})
         cfg = model.config
         meta.setdefault("schedule", {"kind": cfg.schedule, "T": int(cfg.T)})
         meta.setdefault("prediction_type", cfg.prediction_type)
         super().__init__(model, meta)
         given = dict(steps=steps, scheduler=scheduler, guidance=guidance, clip_x0=clip_x0, foot_lock=foot_lock,
-                     rest_in_silence=rest_in_silence, heading_fill=heading_fill)
+                     rest_in_silence=rest_in_silence, heading_fill=heading_fill, dynamics=dynamics, beat_snap=beat_snap)
         self.sampling.update({k: v for k, v in given.items() if v is not None})
+        if not 0.0 <= float(self.sampling["dynamics"]) <= 1.0:
+            raise ValueError(f"dynamics must be a depth in [0, 1] (0 = off), got {self.sampling['dynamics']}")
+        if int(self.sampling["beat_snap"]) < 0 or int(self.sampling["beat_snap"]) != self.sampling["beat_snap"]:
+            raise ValueError(f"beat_snap must be a whole number of frames ≥ 0 (0 = off), got {self.sampling['beat_snap']}")
 
     @classmethod
     def meta_from_training(cls, cfg: dict) -> dict:
@@ -134,12 +150,18 @@ class DancePipeline(GenPipeline):
 
     def post_process(self, motion: np.ndarray, features: np.ndarray, foot_lock: bool | None = None) -> np.ndarray:
         """The passes after sampling: the heading filled where the network is unsure of it (`tasks.dance.heading`,
-        when `sampling["heading_fill"]`), rest in silence (when `sampling["rest_in_silence"]`), then the foot lock
-        (when `foot_lock`, default the pipeline's)."""
+        when `sampling["heading_fill"]`), rest in silence (when `sampling["rest_in_silence"]`) and dynamics (depth
+        `sampling["dynamics"]`) as one blend into the motion's low-pass (the larger weight of the two per frame), beat
+        snap (`sampling["beat_snap"]` frames), then the foot lock (when `foot_lock`, default the pipeline's)."""
         if self.sampling["heading_fill"]:
             motion = fill_uncertain_heading(motion)
+        n = len(motion)
+        weight = loudness_weight(features, n, float(self.sampling["dynamics"]))
         if self.sampling["rest_in_silence"]:
-            motion = rest_in_silence(motion, features)
+            weight = np.maximum(weight, silence_weight(features, n))
+        motion = settle(motion, weight)
+        if self.sampling["beat_snap"]:
+            motion = snap_to_beats(motion, features, int(self.sampling["beat_snap"]))
         if self.foot_lock if foot_lock is None else foot_lock:
             motion = lock_feet(motion)
         return motion

@@ -54,20 +54,36 @@ def rest_weight(silent: np.ndarray, ramp_seconds: float = RAMP_SECONDS, fps: int
     return w
 
 
-def rest_in_silence(motion: np.ndarray, features: np.ndarray, sigma_seconds: float = SIGMA_SECONDS,
-                    fps: int = FPS, **silence_kw) -> np.ndarray:
-    """`motion` (N, D) with its silent frames (from `features`, (N', 35+)) settled into the motion's own low-pass;
-    unchanged where the music plays (and entirely when it never stops)."""
+def settle(motion: np.ndarray, weight: np.ndarray, sigma_seconds: float = SIGMA_SECONDS, fps: int = FPS) -> np.ndarray:
+    """`motion` (N, D) blended frame by frame into its own Gaussian low-pass (σ = `sigma_seconds`) by `weight` (N,) in
+    [0, 1] (0: unchanged, 1: the low-pass); the motion itself when the weight is 0 everywhere."""
     from scipy.ndimage import gaussian_filter1d
 
     m = np.asarray(motion, np.float32)
     if m.ndim != 2:
-        raise ValueError(f"rest_in_silence: motion must be (N, D), got {m.shape}")
-    silent = silent_frames(features, fps=fps, **silence_kw)
-    n = min(len(m), len(silent))
+        raise ValueError(f"settle: motion must be (N, D), got {m.shape}")
     w = np.zeros(len(m))
-    w[:n] = rest_weight(silent[:n], fps=fps)
+    w[:min(len(m), len(weight))] = np.clip(np.asarray(weight, np.float64)[:len(m)], 0.0, 1.0)
     if not w.any():
         return m
     low = gaussian_filter1d(m.astype(np.float64), sigma_seconds * fps, axis=0, mode="nearest")
     return ((1.0 - w[:, None]) * m + w[:, None] * low).astype(np.float32)
+
+
+def silence_weight(features: np.ndarray, n: int, fps: int = FPS, **silence_kw) -> np.ndarray:
+    """(n,) rest weight of `rest_weight(silent_frames(features))`, cut or zero-padded to the motion's n frames."""
+    silent = silent_frames(features, fps=fps, **silence_kw)
+    w = np.zeros(n)
+    k = min(n, len(silent))
+    w[:k] = rest_weight(silent[:k], fps=fps)
+    return w
+
+
+def rest_in_silence(motion: np.ndarray, features: np.ndarray, sigma_seconds: float = SIGMA_SECONDS,
+                    fps: int = FPS, **silence_kw) -> np.ndarray:
+    """`motion` (N, D) with its silent frames (from `features`, (N', 35+)) settled into the motion's own low-pass;
+    unchanged where the music plays (and entirely when it never stops)."""
+    m = np.asarray(motion, np.float32)
+    if m.ndim != 2:
+        raise ValueError(f"rest_in_silence: motion must be (N, D), got {m.shape}")
+    return settle(m, silence_weight(features, len(m), fps=fps, **silence_kw), sigma_seconds, fps)
