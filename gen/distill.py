@@ -17,8 +17,12 @@ data and t on the student grid. A fraction `p_uncond` of each batch uses the nul
 *unguided* null trajectory as target, so the student keeps a null prediction (composite prompts that mix several
 conditioned terms around it still work; plain conditional sampling never evaluates it).
 
-The data and conditions come from the task's own `TrainTask` (`gen.train`), with no condition dropout: the student sees
-exactly the condition distribution the teacher was trained on. The loop is single-process, checkpoints every
+The data and conditions come from the task's own `TrainTask` (`gen.train`), by default with no condition dropout (the
+student sees every condition of the data); `condition_dropout: true` applies the task's own dropout (`task.dropout`,
+per element for `task.elementwise` groups), for a task whose users give partial conditions (the attribute model:
+prompts name 1-4 of its 9 attributes). The first stage's teacher is classifier-free guidance at one weight
+(`GuidedTeacher`) unless the caller passes its own (`first_teacher`: e.g. the attribute pipeline's composed guidance,
+one term per specified attribute with its own scale). The loop is single-process, checkpoints every
 `ckpt_every` iterations (weights, EMA, optimizer, every RNG: `--resume` continues exactly) and writes each finished
 stage's student (EMA) to ``<output_dir>/stage_<N>`` (model/ in safetensors), which the next stage reads as its teacher.
 """
@@ -33,7 +37,7 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor, nn
 
-from .guidance import Term, guided_prediction, keep_key
+from .guidance import Term, drop_conditions, guided_prediction, keep_key
 from .sampling import make_timesteps
 from .schedule import DiffusionSchedule
 from .train import (EMA, RankRNG, StepBatches, TrainTask, _load_optimizer, checkpoint_dirs, make_adamw,
@@ -48,6 +52,7 @@ DISTILL_DEFAULTS = dict(
     batch_size=32,
     lr=1.0e-4,
     p_uncond=0.1,               # fraction of each batch trained on the null condition (teacher's unguided target)
+    condition_dropout=False,    # apply the task's own condition dropout to the data's conditions (partial conditions)
     ema_decay=0.995,            # the stage's student is its EMA (0 = the raw weights)
     max_grad_norm=1.0,
     ckpt_every=50,
@@ -153,6 +158,18 @@ def distill_loss(student: nn.Module, teacher: Callable, schedule: DiffusionSched
     return (weight * (x_hat - target) ** 2).mean()
 
 
+def weights_sha256(model: nn.Module) -> str:
+    """SHA-256 of a model's weights as fp16 bytes in state-dict order (what a shipped fp16 file holds): a student is
+    shipped only beside the very teacher it was distilled from."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().to(torch.float16).cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def _stage_dir(out: str, n: int) -> str:
     return os.path.join(out, f"stage_{n:03d}")
 
@@ -166,11 +183,14 @@ def _load_student(template: nn.Module, folder: str) -> nn.Module:
 
 
 def distill(task: TrainTask, teacher: nn.Module, schedule: DiffusionSchedule, prediction_type: str,
-            cfg: Mapping, resume: bool = False, log: Callable[[str], None] = print) -> dict:
+            cfg: Mapping, resume: bool = False, log: Callable[[str], None] = print,
+            first_teacher: Callable[[nn.Module], Callable] | None = None) -> dict:
     """Run every stage; returns {"student": the final student (eval mode), "stages": [...], "seconds", "output_dir"}.
 
     `task.model` is ignored; the student starts as a copy of `teacher`. `task.dropout` names the condition groups
-    (their keep flags make the null condition); `task.elementwise` their per-element sizes."""
+    (their keep flags make the null condition); `task.elementwise` their per-element sizes. `first_teacher(teacher)`
+    makes the first stage's guided teacher, a callable (x, t, cond) → prediction (default: `GuidedTeacher` at
+    cfg["guidance"]); later stages' teachers are the previous students."""
     cfg = {**DISTILL_DEFAULTS, **dict(cfg)}
     plan = stages(int(cfg["start_steps"]), int(cfg["final_steps"]))
     if not 0 <= cfg["p_uncond"] < 1:
@@ -205,7 +225,12 @@ def distill(task: TrainTask, teacher: nn.Module, schedule: DiffusionSchedule, pr
             continue
         prev = teacher if k == 0 else _load_student(teacher, _stage_dir(out, n))
         # a later stage's teacher is the previous student: guidance is folded in, its rows carry their own conditions
-        tfn = GuidedTeacher(prev, cfg["guidance"], groups, elementwise) if k == 0 else prev
+        if k > 0:
+            tfn = prev
+        elif first_teacher is not None:
+            tfn = first_teacher(prev)
+        else:
+            tfn = GuidedTeacher(prev, cfg["guidance"], groups, elementwise)
         student = copy.deepcopy(prev).train().requires_grad_(True)
         opt = make_adamw(student.parameters(), lr=cfg["lr"], weight_decay=0.0)
         ema = EMA(student, cfg["ema_decay"]) if cfg["ema_decay"] > 0 else None
@@ -234,6 +259,8 @@ def distill(task: TrainTask, teacher: nn.Module, schedule: DiffusionSchedule, pr
             for g in groups:  # every group kept (the teacher's own rows); null rows get their flags below
                 shape = (x0.shape[0], elementwise[g]) if g in elementwise else (x0.shape[0],)
                 cond.setdefault(keep_key(g), torch.ones(shape, dtype=torch.bool))
+            if cfg["condition_dropout"]:
+                cond = drop_conditions(cond, task.dropout, x0.shape[0], rng.dropout, elementwise)
             null = null_condition(cond, groups, elementwise)
             rows = torch.rand(x0.shape[0], generator=rng.dropout) < cfg["p_uncond"]
             loss = distill_loss(student, tfn, schedule, prediction_type, x0, cond, null, rows, n, rng.noise)

@@ -311,14 +311,16 @@ class AttributesPipeline(GenPipeline):
             raise ValueError(f"num must be ≥ 1, got {num}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-        steps, scheduler = int(steps or self.sampling["steps"]), scheduler or self.sampling["scheduler"]
+        model, scheduler, steps, _ = self.sampler_for(scheduler, steps, None)
+        if model is not self.model:  # the distilled student: the prompt's tri-state vector, one pass per step
+            prompt = student_prompt(prompt)
         g = per_sample_generators(seed, num)  # x_T is their first draw
         starts = list(range(0, num, batch_size))
         outs = []
         for k, a in enumerate(starts):
             b = min(num, a + batch_size)
             part = _slice_prompt(prompt, a, b, num)
-            f = guided_model(self.model, part if len(part) else None, self.model.null_cond())
+            f = guided_model(model, part if len(part) else None, self.model.null_cond())
             cb = None if progress is None else (lambda i, n, x, k=k: progress(k * n + i + 1, n * len(starts)))
             with torch.no_grad():
                 x = sample(f, (b - a, 3, self.size, self.size), self.schedule, sampler=scheduler, steps=steps,
@@ -333,8 +335,37 @@ class AttributesPipeline(GenPipeline):
         """prompt → (num, 3, H, W) images in [-1, 1] (on the CPU). An empty prompt samples unconditionally.
         steps / scheduler / guidance default to the pipeline's sampling settings (pipeline.json); `progress(i, n)` is
         called after every sampler step."""
+        if self.sampler_for(scheduler, steps, guidance)[0] is not self.model:  # the student: default weights only
+            for t in self.build(prompt, regions, 1.0, mode).terms:
+                if abs(t.weight - self.scale_of(t)) > 1e-6 * self.scale_of(t):
+                    raise ValueError(f"the distilled student samples plain prompts (attributes joined by '&', '~a') at "
+                                     f"their default weights; {t.label!r} has a weight of its own: use another "
+                                     f"scheduler (e.g. the default {self.sampling['scheduler']!r}) for weighted terms")
         w = self.sampling["guidance"] if guidance is None else guidance
         return self.sample(self.build(prompt, regions, w, mode), num, seed, steps, scheduler, progress)
+
+
+def student_prompt(prompt: Prompt) -> Prompt:
+    """A resolved prompt as the distilled student's condition: its terms (unmasked, positive weights: the weights
+    themselves are folded into the student) merged into one tri-state term of weight 1; empty → empty."""
+    terms = list(prompt.terms)
+    if not terms:
+        return prompt
+    for t in terms:
+        if t.mask is not None and not bool((t.mask == 1).all()):
+            raise ValueError(f"the distilled student has no regions ({t.label!r} is restricted to one); use another "
+                             "scheduler (e.g. the default 'euler_a') for regional prompts")
+        if t.weight <= 0:
+            raise ValueError(f"the distilled student reads '~a' as 'a = off' (negation='off'); {t.label!r} has a "
+                             f"negative weight: use another scheduler for negation='neg'")
+    vals = torch.broadcast_tensors(*[t.cond[GROUP] for t in terms])
+    keeps = torch.broadcast_tensors(*[t.cond[keep_key(GROUP)].bool() for t in terms])
+    keep, merged = torch.zeros_like(keeps[0]), torch.zeros_like(vals[0])
+    for t, v, k in zip(terms, vals, keeps):
+        if (keep & k).any():
+            raise ValueError(f"the distilled student takes each attribute once; {t.label!r} repeats one")
+        keep, merged = keep | k, torch.where(k, v, merged)
+    return Prompt((Term({GROUP: merged, keep_key(GROUP): keep}, 1.0, label=" & ".join(t.label for t in terms)),))
 
 
 def _slice_prompt(prompt: Prompt, a: int, b: int, num: int) -> Prompt:

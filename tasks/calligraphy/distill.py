@@ -17,7 +17,6 @@ metrics side by side with the issue's target (each accuracy within 0.02 of the t
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -27,24 +26,13 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from gen.config import ConfigError, cli_error, load_config
-from gen.distill import DISTILL_DEFAULTS, stages
+from gen.distill import DISTILL_DEFAULTS, stages, weights_sha256
 
 DEFAULTS = dict(
     teacher="calligraphy",                  # shipped name or pipeline folder of the model to distil
     data_config="configs/calligraphy.yaml",  # its training config: the data world the student is trained on
     distill=dict(DISTILL_DEFAULTS, output_dir="runs/calligraphy_distill", threads=1),
 )
-
-
-def weights_sha256(pipe) -> str:
-    """SHA-256 of the teacher's weights as fp16 bytes in state-dict order (what the shipped file holds)."""
-    import torch
-
-    h = hashlib.sha256()
-    for k, v in pipe.model.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().to(torch.float16).cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def build(cfg: dict):
@@ -77,7 +65,7 @@ def ship(cfg: dict, folder: str) -> str:
     with open(info_path) as f:
         info = json.load(f)
     pipe = CalligraphyPipeline.from_pretrained(folder)
-    if weights_sha256(pipe) != info["teacher_sha256"]:
+    if weights_sha256(pipe.model) != info["teacher_sha256"]:
         raise ValueError(f"{folder!r} does not hold the teacher this student was distilled from (weights differ); "
                          f"ship it beside {info['teacher']!r} as it was when the distillation ran")
     student = _load_student(pipe.model, os.path.join(out, f"stage_{int(info['steps']):03d}"))
@@ -189,7 +177,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     res = distill(task, pipe.model.float(), pipe.schedule, pipe.prediction_type, d, resume=args.resume)
     info = {"steps": int(d["final_steps"]), "sampler": "ddim", "guidance": float(d["guidance"]),
-            "teacher": str(cfg["teacher"]), "teacher_sha256": weights_sha256(pipe),
+            "teacher": str(cfg["teacher"]), "teacher_sha256": weights_sha256(pipe.model),
             "teacher_sampler": f"ddim, {plan[0]} steps, guidance {d['guidance']}",
             "method": "progressive distillation (Salimans & Ho 2022), guidance folded in (Meng et al. 2023)",
             "stages": res["stages"], "iterations": res["iterations"], "batch_size": int(d["batch_size"]),
