@@ -4,12 +4,14 @@
 
 The shipped model samples the tuning songs (v2 world, seeds 800000-800005, `tasks.dance.tune.tuning_sets`; its own
 sampler settings, seed i for song i) once; each variant post-processes the same raw samples with the pipeline's other
-passes (rest in silence, foot lock) and is scored on: root rotation steps > 45° and > 25° per frame (the ground truth's
+passes (`DancePipeline.post_process` without its own heading fill: rest in silence and dynamics, beat snap, foot
+lock) and is scored on: root rotation steps > 45° and > 25° per frame (the ground truth's
 choreographer turns at most a full turn over two beats), the ankles' 99th / 99.9th-percentile horizontal speed, PFC
 (EDGE; it divides by the clip's largest root acceleration, so removing a flip can raise it; also reported without
 that division) and BAS (FACT). Variants:
-no fill; the heading column interpolated below min_norm 0.3 / 0.5 / 0.7; Gaussian smoothing of the column (σ 1-3
-frames) as the simpler alternative.
+no fill; the heading column interpolated below min_norm 0.3 / 0.5 / 0.7 as unit vectors ("vector": a half turn passes
+through a flip), or below 0.5 / 0.7 / 0.9 by its heading angle about the vertical ("yaw": the shorter way round);
+Gaussian smoothing of the column (σ 1-3 frames) as the simpler alternative.
 """
 from __future__ import annotations
 
@@ -25,10 +27,8 @@ from gen.io import atomic_write_json
 from tasks.dance import metrics as M
 from research.dance_footlock_sweep import ankle_speeds
 from tasks.dance.audio import beat_frames
-from tasks.dance.footlock import lock_feet
 from tasks.dance.heading import fill_uncertain_heading
 from tasks.dance.pipeline import DancePipeline, motion_to_outputs
-from tasks.dance.rest import rest_in_silence
 from tasks.dance.tune import tuning_sets
 
 
@@ -61,17 +61,20 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     t0 = time.time()
     synth = tuning_sets()["synthetic"]
-    pipe = DancePipeline.from_pretrained(a.model)
+    pipe = DancePipeline.from_pretrained(a.model, heading_fill=False)  # each variant's fill, then the other passes
     raw = [pipe.sample_motion(c["music"], seed=i) for i, c in enumerate(synth)]
     gt = [c["joints"] for c in synth]
     gt_pfc = float(np.mean([M.pfc(j) for j in gt]))
     gt_pfc_u = float(np.mean([pfc_unnormalised(j) for j in gt]))
     variants = {"none": lambda m: m}
-    variants |= {f"fill_below_{t}": (lambda t: lambda m: fill_uncertain_heading(m, t))(t) for t in (0.3, 0.5, 0.7)}
+    variants |= {f"fill_below_{t}": (lambda t: lambda m: fill_uncertain_heading(m, t, mode="vector"))(t)
+                 for t in (0.3, 0.5, 0.7)}
+    variants |= {f"yaw_fill_below_{t}": (lambda t: lambda m: fill_uncertain_heading(m, t, mode="yaw"))(t)
+                 for t in (0.5, 0.7, 0.9)}
     variants |= {f"smooth_sigma_{s}": (lambda s: lambda m: smooth_heading(m, s))(s) for s in (1, 2, 3)}
     rows = {}
     for name, f in variants.items():
-        outs = [motion_to_outputs(lock_feet(rest_in_silence(f(m), c["music"]))) for m, c in zip(raw, synth)]
+        outs = [motion_to_outputs(pipe.post_process(f(m), c["music"], foot_lock=True)) for m, c in zip(raw, synth)]
         steps = np.concatenate([rot_steps(o["rotations"][:, 0]) for o in outs])
         v = ankle_speeds([o["joints"] for o in outs])
         pfc = float(np.mean([M.pfc(o["joints"]) for o in outs]))

@@ -20,8 +20,9 @@ should stand still; `tasks.dance.footlock.lock_feet` plants them at the model's 
 IK (hip, knee and ankle rotations only; ~13 ms per 10 s).
 
 Heading fill (default on, `heading_fill=False`): where the network is unsure which way the dancer faces, the root's 6-D
-heading column comes out short and its direction flips from frame to frame; it is interpolated there from the frames
-around (`tasks.dance.heading`).
+heading column comes out short and its direction flips from frame to frame; the heading angle is interpolated there
+from the frames around (`tasks.dance.heading`; `heading_fill="vector"`: the first version, which interpolated the unit
+vectors).
 
 Rest in silence (default on, `rest_in_silence=False` to keep the network's motion there): where the music is silent for
 a second or more, the motion settles into its own 0.5-s low-pass (`tasks.dance.rest`), before the foot lock.
@@ -53,7 +54,7 @@ from .audio import FEATURE_DIM, load_music, model_music
 from .beatsnap import snap_to_beats
 from .dynamics import loudness_weight
 from .footlock import lock_feet
-from .heading import fill_uncertain_heading
+from .heading import MODE as HEADING_MODE, MODES as HEADING_MODES, fill_uncertain_heading
 from .model import DanceModel
 from .rest import settle, silence_weight
 
@@ -116,7 +117,7 @@ class DancePipeline(GenPipeline):
 
     def __init__(self, model: DanceModel, meta: Mapping | None = None, *, steps: int | None = None,
                  scheduler: str | None = None, guidance: float | None = None, clip_x0: float | None = None,
-                 foot_lock: bool | None = None, rest_in_silence: bool | None = None, heading_fill: bool | None = None,
+                 foot_lock: bool | None = None, rest_in_silence: bool | None = None, heading_fill: bool | str | None = None,
                  dynamics: float | None = None, beat_snap: int | None = None):
         meta = dict(meta or {})
         cfg = model.config
@@ -126,6 +127,9 @@ class DancePipeline(GenPipeline):
         given = dict(steps=steps, scheduler=scheduler, guidance=guidance, clip_x0=clip_x0, foot_lock=foot_lock,
                      rest_in_silence=rest_in_silence, heading_fill=heading_fill, dynamics=dynamics, beat_snap=beat_snap)
         self.sampling.update({k: v for k, v in given.items() if v is not None})
+        hf = self.sampling["heading_fill"]
+        if not isinstance(hf, bool) and hf not in HEADING_MODES:
+            raise ValueError(f"heading_fill must be true, false or a fill mode {HEADING_MODES}, got {hf!r}")
         if not 0.0 <= float(self.sampling["dynamics"]) <= 1.0:
             raise ValueError(f"dynamics must be a depth in [0, 1] (0 = off), got {self.sampling['dynamics']}")
         if int(self.sampling["beat_snap"]) < 0 or int(self.sampling["beat_snap"]) != self.sampling["beat_snap"]:
@@ -153,8 +157,9 @@ class DancePipeline(GenPipeline):
         when `sampling["heading_fill"]`), rest in silence (when `sampling["rest_in_silence"]`) and dynamics (depth
         `sampling["dynamics"]`) as one blend into the motion's low-pass (the larger weight of the two per frame), beat
         snap (`sampling["beat_snap"]` frames), then the foot lock (when `foot_lock`, default the pipeline's)."""
-        if self.sampling["heading_fill"]:
-            motion = fill_uncertain_heading(motion)
+        hf = self.sampling["heading_fill"]
+        if hf:
+            motion = fill_uncertain_heading(motion, mode=hf if isinstance(hf, str) else HEADING_MODE)
         n = len(motion)
         weight = loudness_weight(features, n, float(self.sampling["dynamics"]))
         if self.sampling["rest_in_silence"]:

@@ -171,7 +171,8 @@ def test_shipped_models_by_name_from_another_folder_give_the_outputs_they_gave_b
     re-taken only when its shipped model, its sampling defaults or its post-processing change on purpose (calligraphy:
     the 23600-step model of 2026-12-03 at its 4-step default; dance: the 39-channel model of 2026-12-03 at its
     tuned guidance 2.5, re-taken 2026-12-08 for the heading-fill and rest-in-silence post-passes (with both off the
-    old entry is reproduced to 6e-6) and again the same day for the dynamics and beat-snap passes (both off: 1.2e-6); attributes: W 4.5 and the scales re-calibrated on 2026-12-03)."""
+    old entry is reproduced to 6e-6) and again the same day for the dynamics and beat-snap passes (both off: 1.2e-6) and the heading fill by angle
+    (heading_fill="vector": 0.0); attributes: W 4.5 and the scales re-calibrated on 2026-12-03)."""
     from tasks.attributes.pipeline import AttributesPipeline
     from tasks.calligraphy.pipeline import CalligraphyPipeline
     from tasks.dance.audio import SR, audio_features

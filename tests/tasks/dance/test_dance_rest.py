@@ -96,3 +96,29 @@ def test_heading_fill_interpolates_unsure_frames_only():
     err = np.degrees(np.arccos(np.clip((np.einsum("tij,tij->t", got, R[:, 0]) - 1) / 2, -1, 1)))
     assert err.max() < 1.0  # the turn is recovered through the unsure frames
     assert np.array_equal(fill_uncertain_heading(motion), motion)
+
+
+def test_yaw_fill_turns_through_a_half_turn_the_vector_fill_flips():
+    """The network's unsure frames are mostly mid-half-turn: the heading column shrinks through zero and comes back
+    reversed. The yaw fill turns the pelvis there step by step; interpolating the unit vectors flips it in one frame."""
+    from tasks.dance import skeleton as sk
+    from tasks.dance.heading import fill_uncertain_heading
+
+    n = 40
+    R = np.broadcast_to(np.eye(3, dtype=np.float32), (n, 24, 3, 3)).copy()
+    motion = sk.pack_motion(np.zeros((n, 4)), np.zeros((n, 3)), R)
+    s = np.clip((np.arange(n) - 15) / 10.0, 0, 1)                        # frames 15-25: a half turn ...
+    turn = np.radians(170.0) * s
+    col = np.stack([np.cos(turn), 0 * turn, -np.sin(turn)], 1)           # ... as the true heading column
+    blend = (1 - s)[:, None] * col[0] + s[:, None] * col[-1]             # the x0-average the network gives: through 0
+    motion[:, 7:10] = blend
+    steps = {}
+    for mode in ("yaw", "vector"):
+        rot = sk.unpack_motion(fill_uncertain_heading(motion, mode=mode))[2][:, 0]
+        fwd = rot[:, :, 0]
+        yaw = np.degrees(np.unwrap(np.arctan2(-fwd[:, 2], fwd[:, 0])))
+        steps[mode] = np.abs(np.diff(yaw))
+    assert steps["yaw"].max() < 45 and abs(steps["yaw"].sum() - 170) < 1   # a turn, frame by frame
+    assert steps["vector"].max() > 60                                       # a flip (> 45°: counted as one)
+    with pytest.raises(ValueError, match="mode"):
+        fill_uncertain_heading(motion, mode="slerp")
