@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from typing import Callable, Mapping
 
@@ -107,14 +108,31 @@ def progress_bar(desc: str, unit: str = "step") -> Callable[[int, int], None]:
 
 
 def run(fn: Callable[[], int | None], prog: str) -> int:
-    """Run a CLI body: ValueError / OSError (bad input, unreadable files) → `prog: error: …` on stderr, status 2."""
+    """Run a CLI body: ValueError / OSError (bad input, unreadable files) → `prog: error: …` on stderr, status 2.
+    In the CLI's own process (the console script `prog`), the process ends here through `exit_now`."""
     try:
         rc = fn()
+        rc = 0 if rc is None else int(rc)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        rc = 130
     except (ValueError, OSError) as e:
         msg = str(e).strip() or type(e).__name__
         print(f"{prog}: error: {msg}", file=sys.stderr)
-        return 2
-    return 0 if rc is None else int(rc)
+        rc = 2
+    if os.path.basename(sys.argv[0]) == prog:  # the console script itself, not a caller of main()
+        exit_now(rc)
+    return rc
+
+
+def exit_now(rc: int | None) -> None:
+    """End a CLI process at once with status rc, after flushing stdout / stderr: every output is written and closed
+    by then (atomically, `gen.io`), and the interpreter's own teardown (freeing torch, diffusers and their modules)
+    costs 0.3-0.9 s on this CPU, paid after the user's files exist. For `python -m <cli>` (`if __name__ ==
+    "__main__": exit_now(main())`) and console scripts (`run`); never for a caller of `main()` in its own process."""
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0 if rc is None else int(rc))

@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 
-from gen.cli import add_common_args, finite_float, positive_int, progress_bar, run, setup_runtime
+from gen.cli import add_common_args, exit_now, finite_float, positive_int, progress_bar, run, setup_runtime
 
 PROG = "attributes-generate"
 MAX_NUM = 1024  # images per call (a 32×32 grid of 1024 faces); more is almost surely a typo
@@ -152,4 +152,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

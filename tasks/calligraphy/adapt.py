@@ -52,7 +52,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gen.cli import nonnegative_int, positive_int, run, setup_runtime
+from gen.cli import exit_now, nonnegative_int, positive_int, run, setup_runtime
 
 PROG = "calligraphy-adapt"
 FORMAT = "gensuite-calligraphy-style"
@@ -636,4 +636,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

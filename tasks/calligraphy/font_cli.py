@@ -14,10 +14,9 @@ design covers, an unknown style, a bad extension) is a clear error and writes no
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
-from gen.cli import add_common_args, finite_float, positive_int, progress_bar, run, setup_runtime
+from gen.cli import add_common_args, exit_now, finite_float, positive_int, progress_bar, run, setup_runtime
 
 PROG = "calligraphy-font"
 MAX_FONT_CHARS = 20000
@@ -98,4 +97,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -14,10 +14,9 @@ content font cannot draw, an unknown style, an unreadable reference image) is a 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
-from gen.cli import add_common_args, finite_float, positive_int, progress_bar, run, setup_runtime
+from gen.cli import add_common_args, exit_now, finite_float, positive_int, progress_bar, run, setup_runtime
 
 PROG = "calligraphy-generate"
 MAX_CHARS = 64  # = tasks.calligraphy.pipeline.MAX_CHARS (kept here so --help does not import torch)
@@ -76,4 +75,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -11,10 +11,9 @@ are all-or-nothing (temp files renamed at the end).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
-from gen.cli import add_common_args, progress_bar, run, setup_runtime
+from gen.cli import add_common_args, exit_now, progress_bar, run, setup_runtime
 
 PROG = "dance-generate"
 GENRES = ("house", "hiphop", "rock", "waltz")  # = tasks.dance.synth.GENRES (here so --help does not import torch)
@@ -83,4 +82,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

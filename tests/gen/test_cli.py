@@ -13,6 +13,8 @@ from PIL import Image
 from tasks.attributes import generate as attr_cli
 from tasks.calligraphy import generate as cal_cli
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def _run(cli, argv, capsys):
     try:
@@ -180,3 +182,20 @@ def test_fuzz_dance_cli(seconds, steps, guidance, scheduler, bvh, song, tmp_path
             assert files == []
     finally:
         os.chdir(cwd)
+
+
+@pytest.mark.parametrize("rc, body", [(0, "None"), (3, "3"), (2, "(_ for _ in ()).throw(ValueError('bad x'))")])
+def test_the_cli_process_ends_in_run_with_its_output_flushed_and_a_caller_of_main_goes_on(rc, body):
+    """gen.cli.run ends the console script's own process (status kept, stdout / stderr flushed first), so the
+    interpreter's teardown is not paid after the outputs exist; a process that merely calls main() goes on."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from gen.cli import run; print('written', end=''); "
+            f"r = run(lambda: {body}, 'x-generate'); print(' after', r)")
+    own = subprocess.run([sys.executable, "-c", f"import sys; sys.argv[0] = '/usr/bin/x-generate'; {code}"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert own.returncode == rc and own.stdout == "written"  # flushed, and nothing after run()
+    assert ("bad x" in own.stderr) == (rc == 2)
+    caller = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert caller.returncode == 0 and caller.stdout == f"written after {rc}\n"
