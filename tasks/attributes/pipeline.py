@@ -33,7 +33,7 @@ from torch import Tensor
 
 from gen.guidance import Prompt, Term, as_prompt, guided_model, keep_key
 from gen.io import atomic_path, open_image
-from gen.pipeline import GenPipeline, ProgressFn, per_sample_generators, step_callback
+from gen.pipeline import DISTILLED, GenPipeline, ProgressFn, per_sample_generators, step_callback
 from gen.sampling import sample
 from tasks.attributes.faces import REGIONS, region_mask
 from tasks.attributes.model import GROUP, AttributeModel
@@ -311,9 +311,16 @@ class AttributesPipeline(GenPipeline):
             raise ValueError(f"num must be ≥ 1, got {num}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        explicit = scheduler == DISTILLED
         model, scheduler, steps, _ = self.sampler_for(scheduler, steps, None)
         if model is not self.model:  # the distilled student: the prompt's tri-state vector, one pass per step
-            prompt = student_prompt(prompt)
+            try:
+                prompt = student_prompt(prompt)
+            except ValueError:
+                if explicit:
+                    raise
+                # --steps 4 alone chose the student, which cannot take this prompt: the model's own sampler
+                model, scheduler = self.model, self.sampling["scheduler"]
         g = per_sample_generators(seed, num)  # x_T is their first draw
         starts = list(range(0, num, batch_size))
         outs = []
@@ -335,6 +342,9 @@ class AttributesPipeline(GenPipeline):
         """prompt → (num, 3, H, W) images in [-1, 1] (on the CPU). An empty prompt samples unconditionally.
         steps / scheduler / guidance default to the pipeline's sampling settings (pipeline.json); `progress(i, n)` is
         called after every sampler step."""
+        if scheduler is None and self._student_implied(steps) and (
+                guidance is not None or not self._plain(self.build(prompt, regions, 1.0, mode))):
+            scheduler = self.sampling["scheduler"]  # --steps 4 alone chose the student, which cannot do this
         if self.sampler_for(scheduler, steps, guidance)[0] is not self.model:  # the student: default weights only
             for t in self.build(prompt, regions, 1.0, mode).terms:
                 if abs(t.weight - self.scale_of(t)) > 1e-6 * self.scale_of(t):
@@ -343,6 +353,19 @@ class AttributesPipeline(GenPipeline):
                                      f"scheduler (e.g. the default {self.sampling['scheduler']!r}) for weighted terms")
         w = self.sampling["guidance"] if guidance is None else guidance
         return self.sample(self.build(prompt, regions, w, mode), num, seed, steps, scheduler, progress)
+
+    def _student_implied(self, steps) -> bool:
+        """`steps` alone (no scheduler named) asks for the distilled student (gen.pipeline's rule)."""
+        d = self.distilled
+        return d is not None and steps is not None and int(steps) == int(d["steps"]) != int(self.sampling["steps"])
+
+    def _plain(self, built: Prompt) -> bool:
+        """Whether the student can sample this prompt (built at guidance 1): default weights, no regions."""
+        try:
+            student_prompt(built)
+        except ValueError:
+            return False
+        return all(abs(t.weight - self.scale_of(t)) <= 1e-6 * self.scale_of(t) for t in built.terms)
 
 
 def student_prompt(prompt: Prompt) -> Prompt:
@@ -362,8 +385,9 @@ def student_prompt(prompt: Prompt) -> Prompt:
     keeps = torch.broadcast_tensors(*[t.cond[keep_key(GROUP)].bool() for t in terms])
     keep, merged = torch.zeros_like(keeps[0]), torch.zeros_like(vals[0])
     for t, v, k in zip(terms, vals, keeps):
-        if (keep & k).any():
-            raise ValueError(f"the distilled student takes each attribute once; {t.label!r} repeats one")
+        if ((keep & k) & (merged != v)).any():
+            raise ValueError(f"the distilled student takes each attribute with one value; {t.label!r} contradicts "
+                             "another term: use another scheduler (e.g. the default 'euler_a')")
         keep, merged = keep | k, torch.where(k, v, merged)
     return Prompt((Term({GROUP: merged, keep_key(GROUP): keep}, 1.0, label=" & ".join(t.label for t in terms)),))
 

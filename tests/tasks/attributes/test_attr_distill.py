@@ -55,6 +55,11 @@ def test_student_prompt_merges_and_refuses_what_it_cannot_do():
     (term,) = student_prompt(pipe.build("glasses & ~hat")).terms
     assert term.weight == 1.0 and term.cond[f"{GROUP}.keep"][0].sum() == 2
     assert len(student_prompt(Prompt())) == 0
+    twice = Prompt(pipe.build("hat & glasses").terms + pipe.build("hat").terms)  # a typed word and an image, say
+    (again,) = student_prompt(twice).terms
+    assert again.cond[f"{GROUP}.keep"][0].sum() == 2
+    with pytest.raises(ValueError, match="contradicts"):
+        student_prompt(Prompt(pipe.build("hat").terms + pipe.build("~hat").terms))
     with pytest.raises(ValueError, match="regions"):
         student_prompt(pipe.build("glasses@eyes"))
     pipe.negation = "neg"
@@ -79,6 +84,13 @@ def test_shipped_student_samples_in_one_pass_per_step(tmp_path):
     assert not torch.equal(a, pipe("glasses & beard & ~hat", num=2, seed=0, steps=4, scheduler="ddim"))
     with pytest.raises(ValueError, match="default weights"):
         pipe("2*glasses & beard", num=1, scheduler="distilled")
+    with pytest.raises(ValueError, match="regions"):
+        pipe("glasses@eyes", num=1, scheduler="distilled")
+    for p in ("2*glasses & beard", "glasses@eyes"):  # --steps 4 alone: what the student cannot do goes to the teacher
+        teacher_4 = pipe(p, num=1, seed=0, steps=4, scheduler=pipe.sampling["scheduler"])
+        assert torch.equal(pipe(p, num=1, seed=0, steps=4), teacher_4)
+    assert torch.equal(pipe("glasses", num=1, seed=0, steps=4, guidance=2.0),
+                       pipe("glasses", num=1, seed=0, steps=4, guidance=2.0, scheduler=pipe.sampling["scheduler"]))
     with pytest.raises(ValueError, match="guidance"):
         pipe("glasses", num=1, scheduler="distilled", guidance=2.0)
     np.testing.assert_array_equal(pipe("", num=1, seed=3, scheduler="distilled").numpy(),
