@@ -5,7 +5,8 @@ The root rotation is predicted in the 6-D representation (two columns of the mat
 (its sideways axis, i.e. the heading) comes out short where the network does not know which way the dancer faces -- an
 x₀-prediction averages the headings it finds plausible (mid-turn, or which of two turns) -- down to |a₁| ≈ 0.04 on the
 tuning songs, and there its direction is noise: the pelvis flips by 45-160° from one frame to the next (77 such frames
-over six 30-s tuning songs, seeds 800000-800005), swinging the legs with it.
+over six 30-s tuning songs, seeds 800000-800005, with the post-passes of the day it was found; 52 with today's
+dynamics and beat snap), swinging the legs with it.
 
 `fill_uncertain_heading` keeps every frame whose first column is at least `min_norm` long and, between them, fills the
 first column in (normalised again by Gram-Schmidt): the dancer turns smoothly from the last heading it was sure of to
