@@ -342,30 +342,38 @@ class AttributesPipeline(GenPipeline):
         """prompt → (num, 3, H, W) images in [-1, 1] (on the CPU). An empty prompt samples unconditionally.
         steps / scheduler / guidance default to the pipeline's sampling settings (pipeline.json); `progress(i, n)` is
         called after every sampler step."""
-        if scheduler is None and self._student_implied(steps) and (
-                guidance is not None or not self._plain(self.build(prompt, regions, 1.0, mode))):
-            scheduler = self.sampling["scheduler"]  # --steps 4 alone chose the student, which cannot do this
-        if self.sampler_for(scheduler, steps, guidance)[0] is not self.model:  # the student: default weights only
-            for t in self.build(prompt, regions, 1.0, mode).terms:
-                if abs(t.weight - self.scale_of(t)) > 1e-6 * self.scale_of(t):
-                    raise ValueError(f"the distilled student samples plain prompts (attributes joined by '&', '~a') at "
-                                     f"their default weights; {t.label!r} has a weight of its own: use another "
-                                     f"scheduler (e.g. the default {self.sampling['scheduler']!r}) for weighted terms")
         w = self.sampling["guidance"] if guidance is None else guidance
-        return self.sample(self.build(prompt, regions, w, mode), num, seed, steps, scheduler, progress)
+        built = self.build(prompt, regions, w, mode)
+        implied = scheduler is None and self._student_implied(steps)
+        if scheduler == DISTILLED or implied:
+            why = self._student_refusal(built, w)
+            if scheduler == DISTILLED:
+                self.sampler_for(scheduler, steps, guidance)  # the student's own step count and guidance, or an error
+                if why:
+                    raise ValueError(why)
+            elif why or guidance is not None:
+                scheduler = self.sampling["scheduler"]  # --steps 4 alone chose the student, which cannot do this
+        return self.sample(built, num, seed, steps, scheduler, progress)
 
     def _student_implied(self, steps) -> bool:
         """`steps` alone (no scheduler named) asks for the distilled student (gen.pipeline's rule)."""
         d = self.distilled
         return d is not None and steps is not None and int(steps) == int(d["steps"]) != int(self.sampling["steps"])
 
-    def _plain(self, built: Prompt) -> bool:
-        """Whether the student can sample this prompt (built at guidance 1): default weights, no regions."""
+    def _student_refusal(self, built: Prompt, guidance: float) -> str | None:
+        """Why the distilled student cannot sample `built` (resolved at `guidance`), or None: regions, the "neg"
+        negation, contradicting terms (`student_prompt`), or a term with a weight of its own."""
         try:
             student_prompt(built)
-        except ValueError:
-            return False
-        return all(abs(t.weight - self.scale_of(t)) <= 1e-6 * self.scale_of(t) for t in built.terms)
+        except ValueError as e:
+            return str(e)
+        for t in built.terms:
+            default = guidance * self.scale_of(t)
+            if abs(t.weight - default) > 1e-6 * default:
+                return (f"the distilled student samples plain prompts (attributes joined by '&', '~a') at their "
+                        f"default weights; {t.label!r} has a weight of its own: use another scheduler (e.g. the "
+                        f"default {self.sampling['scheduler']!r}) for weighted terms")
+        return None
 
 
 def student_prompt(prompt: Prompt) -> Prompt:
