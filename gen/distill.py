@@ -170,6 +170,24 @@ def weights_sha256(model: nn.Module) -> str:
     return h.hexdigest()
 
 
+def ship_student(pipeline_cls, output_dir: str, folder: str) -> str:
+    """Attach the finished student of the distillation in `output_dir` to the pipeline folder `folder` (a
+    `pipeline_cls` folder, e.g. a task's shipped model) as `distilled/` in fp16, after checking that `folder` holds the
+    very teacher it was distilled from (weights' SHA-256, `distill.json`). ValueError, and `folder` untouched, if not."""
+    info_path = os.path.join(output_dir, "distill.json")
+    if not os.path.isfile(info_path):
+        raise ValueError(f"{output_dir!r} has no finished distillation (distill.json); run the distillation first")
+    with open(info_path) as f:
+        info = json.load(f)
+    pipe = pipeline_cls.from_pretrained(folder)
+    if weights_sha256(pipe.model) != info["teacher_sha256"]:
+        raise ValueError(f"{folder!r} does not hold the teacher this student was distilled from (weights differ); "
+                         f"ship it beside {info['teacher']!r} as it was when the distillation ran")
+    student = _load_student(pipe.model, _stage_dir(output_dir, int(info["steps"])))
+    pipe.set_distilled(student, info)
+    return pipe.save_pretrained(folder, dtype=torch.float16)
+
+
 def _stage_dir(out: str, n: int) -> str:
     return os.path.join(out, f"stage_{n:03d}")
 

@@ -95,24 +95,10 @@ def build(cfg: dict):
 
 def ship(cfg: dict, folder: str) -> str:
     """Attach the finished student of cfg's run to the pipeline folder `folder` (fp16), after checking the teacher."""
-    import torch
-
-    from gen.distill import _load_student
+    from gen.distill import ship_student
     from tasks.attributes.pipeline import AttributesPipeline
 
-    out = cfg["distill"]["output_dir"]
-    info_path = os.path.join(out, "distill.json")
-    if not os.path.isfile(info_path):
-        raise ValueError(f"{out!r} has no finished distillation (distill.json); run the distillation first")
-    with open(info_path) as f:
-        info = json.load(f)
-    pipe = AttributesPipeline.from_pretrained(folder)
-    if weights_sha256(pipe.model) != info["teacher_sha256"]:
-        raise ValueError(f"{folder!r} does not hold the teacher this student was distilled from (weights differ); "
-                         f"ship it beside {info['teacher']!r} as it was when the distillation ran")
-    student = _load_student(pipe.model, os.path.join(out, f"stage_{int(info['steps']):03d}"))
-    pipe.set_distilled(student, info)
-    return pipe.save_pretrained(folder, dtype=torch.float16)
+    return ship_student(AttributesPipeline, cfg["distill"]["output_dir"], folder)
 
 
 COMPARED = ("per_attribute_min", "per_attribute_mean", "seen_1", "seen_3", "heldout_3")
