@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
 import sys
 import time
 
@@ -29,7 +27,7 @@ import torch
 from gen.io import atomic_write_json
 from tasks.dance.evaluate import beat_frames, gt_scores, measure_set, stillness, targets
 from tasks.dance.pipeline import DancePipeline, motion_to_outputs
-from tasks.dance.tune import tuning_sets
+from tasks.dance.tune import tuning_sets, write_choice
 
 GRID = dict(dynamics=(0.0, 0.25, 0.5, 0.75, 1.0), beat_snap=(0, 2, 3, 4, 6))
 MARGIN = 1.2
@@ -98,11 +96,7 @@ def main(argv=None) -> int:
                command="python -m research.dance_dynamics_sweep " + " ".join(argv if argv is not None else sys.argv[1:]))
     atomic_write_json(a.out, out)
     if a.write:
-        path = os.path.join(a.model, "pipeline.json")
-        with open(path) as f:
-            meta = json.load(f)
-        meta.setdefault("sampling", {}).update(chosen)
-        atomic_write_json(path, meta, suffix=".json")
+        write_choice(a.model, chosen, keys=tuple(chosen))
     print(f"chosen {chosen} -> {a.out}")
     return 0
 

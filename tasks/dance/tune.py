@@ -104,14 +104,15 @@ def tune(model: str, schedulers=SCHEDULERS, guidance=GUIDANCE, steps: int | None
                 total_seconds=time.time() - t0)
 
 
-def write_choice(model: str, chosen: dict) -> None:
-    """Put the chosen sampler and guidance into `model`/pipeline.json `sampling` (atomically)."""
+def write_choice(model: str, chosen: dict, keys=("scheduler", "guidance")) -> None:
+    """Put the chosen `keys` of `chosen` (the sampler and guidance) into `model`/pipeline.json `sampling`
+    (atomically)."""
     path = os.path.join(model, "pipeline.json")
     if not os.path.isfile(path):
         raise ValueError(f"{path} not found: --write needs a pipeline folder (e.g. checkpoints/dance)")
     with open(path) as f:
         meta = json.load(f)
-    meta.setdefault("sampling", {}).update(scheduler=chosen["scheduler"], guidance=chosen["guidance"])
+    meta.setdefault("sampling", {}).update({k: chosen[k] for k in keys})
     atomic_write_json(path, meta, suffix=".json")
 
 
